@@ -1,0 +1,158 @@
+# spank-resilience: plain Makefile.
+#
+#   make                 build/resilience.so, build/slurm-resilience,
+#                        build/resilience-supervisor
+#   make check           unit tests (+ valgrind), fuzz smoke, symbol check,
+#                        integration tests on a private real Slurm cluster
+#   make install         honours DESTDIR, PREFIX, SLURM_PLUGIN_DIR
+#   make demo            private cluster + one job walked through the plugin
+#   make fuzz            longer fuzz runs of the parsers
+#   make bench           benchmarks (bench/)
+#
+# Layout rule (so modules can be added without editing this file):
+#   src/plugin.c               -> only in resilience.so (SPANK glue)
+#   src/cli.c, src/cli_*.c     -> only in slurm-resilience
+#   src/supervisor_main.c      -> only in resilience-supervisor
+#   every other src/*.c        -> build/libresilience.a, linked into all three
+#   tests/unit/test_*.c        -> one Check executable each (own main())
+
+PREFIX          ?= /usr/local
+BINDIR          ?= $(PREFIX)/bin
+LIBEXECDIR      ?= $(PREFIX)/libexec/slurm-resilience
+SYSCONFDIR      ?= /etc/slurm
+DOCDIR          ?= $(PREFIX)/share/doc/slurm-resilience
+SLURM_PREFIX    ?= /usr
+SLURM_INCDIR    ?= $(SLURM_PREFIX)/include
+# Where Slurm looks for plugins: Debian uses the multiarch slurm-wlm folder.
+SLURM_PLUGIN_DIR ?= $(shell for d in $(SLURM_PREFIX)/lib/x86_64-linux-gnu/slurm-wlm $(SLURM_PREFIX)/lib64/slurm $(SLURM_PREFIX)/lib/slurm; do [ -d $$d ] && { echo $$d; exit; }; done; echo $(PREFIX)/lib/slurm)
+
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+
+CC      ?= cc
+PKGS    := libcurl json-c
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+CHECK_CFLAGS := $(shell pkg-config --cflags check)
+CHECK_LIBS   := $(shell pkg-config --libs check)
+
+# Slurm >= 23.11 has spank_prepend_task_argv(): detected from the header we
+# build against, never from a version number.
+HAVE_PREPEND := $(shell grep -q spank_prepend_task_argv $(SLURM_INCDIR)/slurm/spank.h 2>/dev/null && echo 1 || echo 0)
+
+WARN    := -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes \
+           -Wshadow -Wformat=2 -Werror=implicit-function-declaration -fno-common
+CFLAGS  ?= -O2 -g
+ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(WARN) \
+           -Iinclude -I$(SLURM_INCDIR) $(PKG_CFLAGS) \
+           -DRS_VERSION='"$(VERSION)"' -DRS_LIBEXECDIR='"$(LIBEXECDIR)"' \
+           -DHAVE_SPANK_PREPEND_TASK_ARGV=$(HAVE_PREPEND) $(CFLAGS) $(EXTRA_CFLAGS)
+LDFLAGS ?=
+
+B := build
+PROG_SRC   := src/plugin.c src/supervisor_main.c $(wildcard src/cli.c src/cli_*.c)
+LIB_SRC    := $(filter-out $(PROG_SRC),$(wildcard src/*.c))
+LIB_OBJ    := $(LIB_SRC:src/%.c=$(B)/obj/%.o)
+CLI_OBJ    := $(patsubst src/%.c,$(B)/obj/%.o,$(wildcard src/cli.c src/cli_*.c))
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
+
+.PHONY: all check unit unit-valgrind unit-asan symbols fuzz-smoke fuzz \
+        integration install uninstall clean demo bench
+all: $(B)/resilience.so $(B)/slurm-resilience $(B)/resilience-supervisor
+
+$(B)/obj/%.o: src/%.c $(wildcard include/*.h) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(B)/libresilience.a: $(LIB_OBJ)
+	@mkdir -p $(B)
+	rm -f $@ && ar rcs $@ $^
+
+# The plugin: libslurm symbols resolve from the host process (sbatch, srun,
+# slurmstepd), so it is not linked against libslurm.
+$(B)/resilience.so: $(B)/obj/plugin.o $(B)/libresilience.a
+	$(CC) -shared -Wl,-z,defs -Wl,--unresolved-symbols=ignore-in-object-files \
+	  -o $@ $(B)/obj/plugin.o $(B)/libresilience.a $(LDFLAGS) $(PKG_LIBS)
+
+$(B)/slurm-resilience: $(CLI_OBJ) $(B)/libresilience.a
+	$(CC) -o $@ $(CLI_OBJ) $(B)/libresilience.a $(LDFLAGS) $(PKG_LIBS) -lslurm
+
+$(B)/resilience-supervisor: $(B)/obj/supervisor_main.o $(B)/libresilience.a
+	$(CC) -o $@ $(B)/obj/supervisor_main.o $(B)/libresilience.a $(LDFLAGS) $(PKG_LIBS)
+
+$(B)/tests/%: tests/unit/%.c $(B)/libresilience.a $(wildcard include/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Wno-missing-prototypes -o $@ $< \
+	  $(B)/libresilience.a $(PKG_LIBS) $(CHECK_LIBS)
+
+# ---------------------------------------------------------------- tests ---
+check: all unit unit-valgrind symbols fuzz-smoke integration
+
+unit: $(UNIT_BIN) all
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; RS_BUILD=$(CURDIR)/$(B) $$t; done
+
+# Every unit test again under valgrind (no fork mode, so leaks are counted).
+unit-valgrind: $(UNIT_BIN) all
+	@set -e; for t in $(UNIT_BIN); do echo "== valgrind $$t"; \
+	  CK_FORK=no RS_BUILD=$(CURDIR)/$(B) valgrind -q --error-exitcode=99 \
+	    --leak-check=full --errors-for-leak-kinds=definite $$t >/dev/null; done; \
+	  echo "valgrind: no errors in $(words $(UNIT_BIN)) unit test programs"
+
+# ASan/UBSan build of the unit tests, separate tree.
+unit-asan:
+	$(MAKE) B=build-asan CC=clang CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
+	  LDFLAGS="-fsanitize=address,undefined" unit
+
+# Only the SPANK entry points and plugin identity may be exported: sbatch,
+# srun and slurmstepd have globals of their own (sbatch has `opt`).
+symbols: $(B)/resilience.so
+	@bad=$$(nm -D --defined-only $< | awk '{print $$3}' | \
+	  grep -vE '^(plugin_name|plugin_type|plugin_version|slurm_spank_[a-z_]+)$$' || true); \
+	if [ -n "$$bad" ]; then echo "symbols: unexpected exports in $<:"; echo "$$bad"; exit 1; fi; \
+	echo "symbols: only plugin and SPANK symbols exported"
+
+FUZZ_SECONDS ?= 10
+fuzz-smoke:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS)
+FUZZ_SMOKE_SECONDS ?= 5
+
+fuzz: $(FUZZ_SRC)
+	@set -e; mkdir -p $(B)/fuzz; for f in $(FUZZ_SRC); do \
+	  n=$$(basename $$f .c); \
+	  clang -g -O1 -std=gnu11 -D_GNU_SOURCE -Iinclude -I$(SLURM_INCDIR) $(PKG_CFLAGS) \
+	    -fsanitize=fuzzer,address,undefined -DRS_VERSION='"$(VERSION)"' \
+	    -DRS_LIBEXECDIR='"$(LIBEXECDIR)"' -DHAVE_SPANK_PREPEND_TASK_ARGV=$(HAVE_PREPEND) \
+	    -o $(B)/fuzz/$$n $$f $(LIB_SRC) $(PKG_LIBS); \
+	  echo "== fuzz $$n for $(FUZZ_SECONDS)s"; \
+	  mkdir -p $(B)/fuzz/corpus-$$n; \
+	  $(B)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	    $(B)/fuzz/corpus-$$n tests/fuzz/seeds 2>$(B)/fuzz/$$n.log \
+	    || { tail -40 $(B)/fuzz/$$n.log; exit 1; }; \
+	  grep -E '^(#[0-9]+ *DONE|Done)' $(B)/fuzz/$$n.log | tail -1; \
+	done
+
+integration: all
+	tests/integration/run
+
+bench: all
+	@set -e; for b in bench/*.sh; do echo "== $$b"; bash $$b; done
+
+demo: all
+	bash tests/integration/demo.sh
+
+# -------------------------------------------------------------- install ---
+install: all
+	install -d $(DESTDIR)$(SLURM_PLUGIN_DIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DOCDIR)
+	install -m 0755 $(B)/resilience.so $(DESTDIR)$(SLURM_PLUGIN_DIR)/resilience.so
+	install -m 0755 $(B)/slurm-resilience $(DESTDIR)$(BINDIR)/slurm-resilience
+	install -m 0755 $(B)/resilience-supervisor $(DESTDIR)$(LIBEXECDIR)/resilience-supervisor
+	install -m 0644 plugstack.conf.example README.md $(DESTDIR)$(DOCDIR)/
+	cp -r docs $(DESTDIR)$(DOCDIR)/
+
+uninstall:
+	rm -f $(DESTDIR)$(SLURM_PLUGIN_DIR)/resilience.so $(DESTDIR)$(BINDIR)/slurm-resilience
+	rm -rf $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DOCDIR)
+
+clean:
+	rm -rf build build-asan
