@@ -1,0 +1,86 @@
+/*
+ * ckpt.h - the checkpoint engine: atomic, incremental, versioned
+ * generations of a scratch folder, and restore.  Usable without Slurm.
+ *
+ * On-disk layout of CKPT_DIR (mode 0700, owned by the caller):
+ *
+ *   CKPT_DIR/gen-000007/            a complete generation
+ *   CKPT_DIR/gen-000007/node-0/     part written by node 0 (the whole tree
+ *                                   of that node's scratch); a job on N
+ *                                   nodes has node-0 .. node-(N-1)
+ *   CKPT_DIR/latest -> gen-000007   symlink, replaced atomically
+ *   CKPT_DIR/manifest.json          written atomically (temp + rename)
+ *   CKPT_DIR/.staging-...           in-progress parts; never "complete"
+ *   CKPT_DIR/.lock                  serialises publish/prune/manifest
+ *
+ * A generation becomes visible (renamed to gen-NNNNNN, `latest` moved,
+ * recorded in the manifest) only when all `nparts` parts are complete.
+ * Parts of the same checkpoint on different nodes are paired by
+ * (job_id, attempt, seq): the k-th checkpoint of an attempt on every node.
+ *
+ * Every function runs with the caller's privileges only; it never follows
+ * a symlink out of scratch and refuses a CKPT_DIR owned by another user.
+ * Return convention: 0 on success, -errno on failure with err filled.
+ * Not thread-safe with respect to the same CKPT_DIR inside one process;
+ * safe across processes and nodes (the lock).
+ */
+#ifndef RS_CKPT_H
+#define RS_CKPT_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "err.h"
+
+/* Who took the checkpoint and why: recorded in the manifest. */
+typedef struct rs_ckpt_meta {
+	const char *job_id;   /* "42", "42_3" for an array task; may be NULL */
+	unsigned attempt;     /* 1-based attempt number; 0 = unknown */
+	unsigned seq;         /* checkpoint number within this attempt, 1.. */
+	const char *node;     /* node name; may be NULL */
+	const char *reason;   /* "signal", "lead", "periodic", "manual" ... */
+	unsigned part;        /* this node's index, 0..nparts-1 */
+	unsigned nparts;      /* number of nodes taking part (>= 1) */
+} rs_ckpt_meta_t;
+
+/* What a save or restore did. */
+typedef struct rs_ckpt_stats {
+	long gen;                 /* generation number written/restored, or -1 */
+	int published;            /* save: 1 if this call made the generation
+	                           * complete (last part in), else 0 */
+	uint64_t files;           /* regular files + symlinks + dirs handled */
+	uint64_t bytes_copied;    /* data bytes written */
+	uint64_t bytes_linked;    /* data bytes hard-linked from previous gen */
+	uint64_t skipped;         /* sockets, fifos, devices skipped */
+	uint64_t changed;         /* files that changed or vanished while read */
+	double seconds;           /* wall time of the call */
+	double sync_seconds;      /* part of it spent making data durable */
+} rs_ckpt_stats_t;
+
+/*
+ * Save SCRATCH as (this node's part of) a new generation in CKPT_DIR.
+ * Creates CKPT_DIR (0700) if missing.  keep >= 1: after publishing, all
+ * but the newest `keep` complete generations are removed.  meta may be NULL
+ * (single part, reason "manual").  stats may be NULL.
+ */
+int rs_ckpt_save(const char *scratch, const char *ckpt_dir, unsigned keep,
+		 const rs_ckpt_meta_t *meta, rs_ckpt_stats_t *stats,
+		 rs_err_t *err);
+
+/*
+ * Restore generation `gen` (-1: the one `latest` points to), part `part`,
+ * into SCRATCH (created 0700 if missing).  Files are copied (or reflinked),
+ * never hard-linked.  Refuses an incomplete or missing generation.
+ */
+int rs_ckpt_restore(const char *ckpt_dir, const char *scratch, long gen,
+		    unsigned part, rs_ckpt_stats_t *stats, rs_err_t *err);
+
+/* Path of the generation `latest` points to, in buf.  -ENOENT if none. */
+int rs_ckpt_latest(const char *ckpt_dir, char *buf, size_t len, long *gen,
+		   rs_err_t *err);
+
+/* Check every generation in the manifest is complete and `latest` is the
+ * newest one.  0 if consistent, -EUCLEAN (with err) if not. */
+int rs_ckpt_verify(const char *ckpt_dir, rs_err_t *err);
+
+#endif

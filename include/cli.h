@@ -1,0 +1,16 @@
+/*
+ * cli.h - subcommands of the slurm-resilience CLI.  src/cli.c dispatches;
+ * each src/cli_<name>.c implements one family.  Each returns the process
+ * exit status (0 success, 1 failure or invalid input, 2 usage error unless
+ * the subcommand documents otherwise) and prints its own messages.
+ */
+#ifndef RS_CLI_H
+#define RS_CLI_H
+
+int rs_cli_check(int argc, char **argv);   /* check SPEC          (cli.c) */
+int rs_cli_config(int argc, char **argv);  /* config ARGS...      (cli.c) */
+int rs_cli_ckpt(int argc, char **argv);    /* ckpt save|restore|list|verify|ready */
+int rs_cli_flush(int argc, char **argv);   /* flush the metrics spool */
+int rs_cli_status(int argc, char **argv);  /* status JOBID|CKPT_DIR */
+
+#endif
