@@ -1,0 +1,27 @@
+/*
+ * path.h - path normalisation and containment checks (pure, plus one
+ * function that looks at the file system to resolve symlinks).
+ * Return convention: 0 / -errno with err filled; predicates 1/0.
+ */
+#ifndef RS_PATH_H
+#define RS_PATH_H
+
+#include <stddef.h>
+
+#include "err.h"
+
+/* Lexically normalise an absolute path: collapse //, drop ., resolve ..
+ * (never above /), drop a trailing /.  -EINVAL if path is not absolute,
+ * -ENAMETOOLONG if out is too small. */
+int rs_path_normalize(const char *path, char *out, size_t len, rs_err_t *err);
+
+/* 1 if normalised `path` is `root` or below it (component-wise, so
+ * /data2 is not under /data), else 0.  Both must be normalised. */
+int rs_path_is_under(const char *path, const char *root);
+
+/* Resolve symlinks in the longest existing prefix of absolute `path`
+ * (realpath), then append the not-yet-existing rest, normalised.  With the
+ * caller's privileges.  0 / -errno. */
+int rs_path_resolve(const char *path, char *out, size_t len, rs_err_t *err);
+
+#endif
