@@ -63,7 +63,8 @@ all: $(B)/resilience.so $(B)/slurm-resilience $(B)/resilience-supervisor
 
 $(B)/obj/%.o: src/%.c $(wildcard include/*.h) Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(B)/libresilience.a: $(LIB_OBJ)
 	@mkdir -p $(B)
@@ -83,7 +84,8 @@ $(B)/resilience-supervisor: $(B)/obj/supervisor_main.o $(B)/libresilience.a
 
 $(B)/tests/%: tests/unit/%.c $(B)/libresilience.a $(wildcard include/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Wno-missing-prototypes -o $@ $< \
+	@echo "  CCLD    $@"
+	@$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Wno-missing-prototypes -o $@ $< \
 	  $(B)/libresilience.a $(PKG_LIBS) $(CHECK_LIBS)
 
 # ---------------------------------------------------------------- tests ---
