@@ -155,8 +155,12 @@ static int _expand_paths(spank_t sp, rs_err_t *err)
 	snprintf(job, sizeof(job), "%u", g.job_id);
 	snprintf(arr_job, sizeof(arr_job), "%u", aj ? aj : g.job_id);
 	snprintf(arr_task, sizeof(arr_task), "%u", aj ? at : 0);
-	if (spank_getenv(sp, "SLURMD_NODENAME", node, sizeof(node)) !=
-	    ESPANK_SUCCESS && gethostname(node, sizeof(node)))
+	/* slurmstepd puts its node's name in its own environment (several
+	 * slurmd may share a host, so the host name is not the node name);
+	 * the job's copy only gets it just before exec. */
+	if (getenv("SLURMD_NODENAME"))
+		snprintf(node, sizeof(node), "%s", getenv("SLURMD_NODENAME"));
+	else if (gethostname(node, sizeof(node)))
 		snprintf(node, sizeof(node), "unknown");
 	if (spank_getenv(sp, "SLURM_JOB_NAME", name, sizeof(name)) !=
 	    ESPANK_SUCCESS)
@@ -273,6 +277,8 @@ RS_EXPORT int slurm_spank_user_init(spank_t sp, int ac, char **av)
  * In each task process, as the job's user, just before exec.  The only
  * place a job that asked for resilience and cannot get it is failed: with
  * the reason on the task's stderr, without touching the node's state.
+ * Slurm ignores errors of `optional` plugins, so the task leaves itself,
+ * exactly as slurmstepd would for a `required` one (_exit(1) before exec).
  */
 RS_EXPORT int slurm_spank_task_init(spank_t sp, int ac, char **av)
 {
@@ -283,5 +289,5 @@ RS_EXPORT int slurm_spank_task_init(spank_t sp, int ac, char **av)
 		return 0;
 	fprintf(stderr, "resilience: error: %s\n", g.fail_err.msg);
 	fflush(stderr);
-	return -1;
+	_exit(1);
 }

@@ -1,0 +1,285 @@
+"""A private, real Slurm cluster on loopback for integration tests.
+
+munge (the machine's, started if needed), one slurmctld and N slurmd
+(Debian's build allows several slurmd on one host), state, spool, logs and
+plugstack.conf in a temporary folder, the built plugin loaded from the
+build tree.  Jobs are submitted as an ordinary user.  Every wait is
+bounded; stop() always tears everything down.
+
+Usable from pytest (tests/integration/conftest.py) and from the demo.
+"""
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("RS_BUILD", os.path.join(ROOT, "build"))
+TEST_USER = os.environ.get("RS_TEST_USER", "rstest")
+
+
+def _free_port_block(n):
+    """n consecutive free TCP ports on loopback."""
+    for base in range(17000 + (os.getpid() % 200) * 10, 30000, 10):
+        ok = True
+        for p in range(base, base + n):
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                ok = False
+            finally:
+                s.close()
+        if ok:
+            return base
+    raise RuntimeError("no free ports")
+
+
+def ensure_user(name=TEST_USER):
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "-m", "-s", "/bin/bash", name], check=True)
+        return pwd.getpwnam(name)
+
+
+def ensure_munge():
+    """Start the machine's munged if it is not answering."""
+    if subprocess.run(["sh", "-c", "munge -n | unmunge"],
+                      capture_output=True).returncode == 0:
+        return
+    key = "/etc/munge/munge.key"
+    if not os.path.exists(key):
+        os.makedirs("/etc/munge", exist_ok=True)
+        with open(key, "wb") as f:
+            f.write(os.urandom(1024))
+    shutil.chown(key, "munge", "munge")
+    os.chmod(key, 0o400)
+    for d in ("/run/munge", "/var/lib/munge", "/var/log/munge"):
+        os.makedirs(d, exist_ok=True)
+        shutil.chown(d, "munge", "munge")
+    subprocess.run(["runuser", "-u", "munge", "--", "/usr/sbin/munged"],
+                   check=True)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        if subprocess.run(["sh", "-c", "munge -n | unmunge"],
+                          capture_output=True).returncode == 0:
+            return
+        time.sleep(0.2)
+    raise RuntimeError("munged did not come up")
+
+
+class Cluster:
+    def __init__(self, nodes=3, plugin_args="", extra_conf="", plugin=True):
+        self.nnodes = nodes
+        self.dir = tempfile.mkdtemp(prefix="rs-cluster-")
+        os.chmod(self.dir, 0o755)
+        self.conf = os.path.join(self.dir, "slurm.conf")
+        self.plugstack = os.path.join(self.dir, "plugstack.conf")
+        self.work = os.path.join(self.dir, "work")   # user-writable
+        self.extra_conf = extra_conf
+        self.plugin = os.path.join(BUILD, "resilience.so")
+        self.procs = []
+        self.user = ensure_user()
+        self.env = dict(os.environ, SLURM_CONF=self.conf)
+        self.set_plugin_args(plugin_args, enabled=plugin)
+
+    # ---------------------------------------------------------- config --
+    def set_plugin_args(self, args="", enabled=True):
+        """Rewrite plugstack.conf: sbatch and every new slurmstepd read it
+        afresh, so no restart is needed."""
+        with open(self.plugstack, "w") as f:
+            if enabled:
+                f.write("optional %s %s\n" % (self.plugin, args))
+        self.plugin_args = args
+
+    def _write_conf(self):
+        host = socket.gethostname()
+        base = _free_port_block(2 + self.nnodes)
+        self.ctld_port = base
+        d = self.dir
+        nodes = "n[1-%d]" % self.nnodes if self.nnodes > 1 else "n1"
+        ports = ("%d-%d" % (base + 2, base + 1 + self.nnodes)
+                 if self.nnodes > 1 else str(base + 2))
+        conf = f"""
+ClusterName=rstest
+SlurmctldHost={host}(127.0.0.1)
+SlurmctldPort={base}
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=cred_expire=5
+StateSaveLocation={d}/state
+SlurmdSpoolDir={d}/spool-%n
+SlurmctldPidFile={d}/slurmctld.pid
+SlurmdPidFile={d}/slurmd-%n.pid
+SlurmctldLogFile={d}/slurmctld.log
+SlurmdLogFile={d}/slurmd-%n.log
+SlurmctldDebug=info
+SlurmdDebug=info
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+MpiDefault=none
+ReturnToService=2
+SlurmdTimeout=30
+InactiveLimit=0
+KillWait=5
+MinJobAge=300
+SchedulerParameters=defer_batch_requeue_delay=0
+SlurmdParameters=config_overrides
+PlugStackConfig={self.plugstack}
+NodeName={nodes} NodeHostname={host} NodeAddr=127.0.0.1 Port={ports} CPUs=2 RealMemory=2000 State=UNKNOWN
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
+{self.extra_conf}
+"""
+        with open(self.conf, "w") as f:
+            f.write(conf)
+        os.makedirs(os.path.join(d, "state"), exist_ok=True)
+        os.makedirs(self.work, exist_ok=True)
+        shutil.chown(self.work, self.user.pw_name, self.user.pw_name)
+        self.nodes = ["n%d" % i for i in range(1, self.nnodes + 1)]
+
+    # --------------------------------------------------------- lifecycle --
+    def start(self, timeout=60):
+        ensure_munge()
+        self._write_conf()
+        for n in self.nodes:
+            os.makedirs(os.path.join(self.dir, "spool-" + n), exist_ok=True)
+        self._spawn(["slurmctld", "-D", "-i", "-f", self.conf])
+        self.wait_for(lambda: self.run(["scontrol", "ping"]).stdout.find("UP") >= 0,
+                      timeout, "slurmctld to answer")
+        for n in self.nodes:
+            self._spawn(["slurmd", "-D", "-f", self.conf, "-N", n])
+        self.wait_for(self._all_idle, timeout, "nodes to become idle")
+        return self
+
+    def _spawn(self, argv):
+        log = open(os.path.join(self.dir, os.path.basename(argv[0]) + ".out"), "ab")
+        p = subprocess.Popen(argv, env=self.env, stdout=log, stderr=log,
+                             start_new_session=True)
+        self.procs.append(p)
+        return p
+
+    def _all_idle(self):
+        out = self.run(["sinfo", "-h", "-N", "-o", "%N %t"]).stdout.split("\n")
+        states = [l.split()[1] for l in out if l.strip()]
+        return len(states) == self.nnodes and all(s == "idle" for s in states)
+
+    def stop(self):
+        for p in self.procs:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.time() + 15
+        for p in self.procs:
+            try:
+                p.wait(max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait(5)
+        # slurmstepd processes are not in our process groups.
+        subprocess.run(["pkill", "-KILL", "-f", "slurmstepd.*" + self.dir],
+                       capture_output=True)
+        self.procs = []
+
+    def cleanup(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    # ------------------------------------------------------------ running --
+    def run(self, argv, user=None, check=False, timeout=60, input=None, cwd=None):
+        """Run a Slurm client command, as root or as `user`."""
+        if user:
+            argv = ["runuser", "-u", user, "--", "env",
+                    "SLURM_CONF=" + self.conf] + list(argv)
+        return subprocess.run(argv, env=self.env, capture_output=True,
+                              text=True, timeout=timeout, check=check,
+                              input=input, cwd=cwd or self.work)
+
+    def as_user(self, argv, **kw):
+        return self.run(argv, user=self.user.pw_name, **kw)
+
+    def sbatch(self, script, args=(), check=True, **kw):
+        """Submit `script` (text) as the test user; return job id or the
+        CompletedProcess when check=False."""
+        path = tempfile.mktemp(prefix="job-", suffix=".sh", dir=self.work)
+        with open(path, "w") as f:
+            f.write(script)
+        shutil.chown(path, self.user.pw_name)
+        r = self.as_user(["sbatch", "--parsable", "-o",
+                          os.path.join(self.work, "slurm-%j.out")] +
+                         list(args) + [path], **kw)
+        if not check:
+            return r
+        assert r.returncode == 0, "sbatch failed: %s %s" % (r.stdout, r.stderr)
+        return int(r.stdout.strip().split(";")[0])
+
+    def output(self, job_id):
+        p = os.path.join(self.work, "slurm-%d.out" % job_id)
+        try:
+            with open(p, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def job(self, job_id):
+        """scontrol show job as a dict ({} if the job is unknown)."""
+        r = self.run(["scontrol", "-o", "show", "job", str(job_id)])
+        if r.returncode:
+            return {}
+        d = {}
+        for m in re.finditer(r"(\w[\w:/]*)=(.*?)(?= \w[\w:/]*=|$)", r.stdout.strip()):
+            d[m.group(1)] = m.group(2)
+        return d
+
+    def state(self, job_id):
+        return self.job(job_id).get("JobState", "UNKNOWN")
+
+    def wait_state(self, job_id, states, timeout=60):
+        states = set([states] if isinstance(states, str) else states)
+        self.wait_for(lambda: self.state(job_id) in states, timeout,
+                      "job %d to reach %s (now %s)" % (job_id, states,
+                                                        self.state(job_id)))
+        return self.job(job_id)
+
+    def wait_done(self, job_id, timeout=60):
+        return self.wait_state(job_id, {"COMPLETED", "FAILED", "CANCELLED",
+                                        "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY",
+                                        "PREEMPTED", "BOOT_FAIL", "DEADLINE"},
+                               timeout)
+
+    def queue(self):
+        r = self.run(["squeue", "-h", "-o", "%i %T"])
+        return [l for l in r.stdout.split("\n") if l.strip()]
+
+    def slurmd_log(self, node="n1"):
+        try:
+            with open(os.path.join(self.dir, "slurmd-%s.log" % node),
+                      errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def node_states(self):
+        out = self.run(["sinfo", "-h", "-N", "-o", "%N %t %E"]).stdout
+        return {l.split()[0]: l.split()[1] for l in out.split("\n") if l.strip()}
+
+    @staticmethod
+    def wait_for(pred, timeout, what):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if pred():
+                return
+            time.sleep(0.25)
+        raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
