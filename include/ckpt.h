@@ -55,6 +55,8 @@ typedef struct rs_ckpt_stats {
 	uint64_t changed;         /* files that changed or vanished while read */
 	double seconds;           /* wall time of the call */
 	double sync_seconds;      /* part of it spent making data durable */
+	uint64_t bytes;           /* (addition) logical size of the regular
+	                           * files handled, holes included */
 } rs_ckpt_stats_t;
 
 /*
@@ -82,5 +84,19 @@ int rs_ckpt_latest(const char *ckpt_dir, char *buf, size_t len, long *gen,
 /* Check every generation in the manifest is complete and `latest` is the
  * newest one.  0 if consistent, -EUCLEAN (with err) if not. */
 int rs_ckpt_verify(const char *ckpt_dir, rs_err_t *err);
+
+/*
+ * Additions beyond the original contract.
+ */
+
+/* Warnings that do not fail a save (skipped sockets/FIFOs/devices, files
+ * that changed or vanished while read, stale leftovers removed) go to fn,
+ * one line each, without a trailing newline.  NULL (the default): dropped.
+ * Process-wide, not thread-safe: set it once at start-up. */
+typedef void (*rs_ckpt_warn_fn)(void *arg, const char *msg);
+void rs_ckpt_set_warn(rs_ckpt_warn_fn fn, void *arg);
+
+/* Generation number of a name "gen-NNNNNN" (6+ digits), or -1. */
+long rs_ckpt_gen_number(const char *name);
 
 #endif

@@ -1,0 +1,1386 @@
+/*
+ * ckpt.c - generations, staging, publication, keep, restore and verify.
+ * See include/ckpt.h for the contract and docs/checkpoint.md for the
+ * protocol; the tree copy itself is in ckpt_tree.c, the manifest and the
+ * lock in manifest.c.
+ *
+ * Commit point of a save: the rename of CKPT_DIR/latest.  Before it, the
+ * new generation is either a .staging-* directory or a gen-N directory
+ * newer than `latest` (uncommitted: never restored, removed by the next
+ * save).  After it, the manifest record is written; a crash between the two
+ * leaves `latest` ahead of the manifest, and the next save writes the
+ * missing record from the generation's per-part sidecars (node-P.json).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ckpt.h"
+#include "ckpt_tree.h"
+#include "manifest.h"
+
+#define LATEST        "latest"
+#define STAGING       ".staging-"
+#define STAGING_SOLO  ".staging-solo-"
+#define STAGING_JOB   ".staging-j"
+#define TRASH         ".trash-"
+#define GEN_MAX       999999L
+#define NPARTS_MAX    100000u
+#define STALE_DEFAULT (24 * 3600)
+
+/* ------------------------------------------------------------ helpers -- */
+
+static double _now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Test hook (docs/checkpoint.md, "Fault hooks"): RS_CKPT_FAULT_AT=<point>
+ * kills the process with SIGKILL when a save reaches <point>, so the fault
+ * tests can check what a crash there leaves behind.  Unset in production. */
+static void _fault(const char *point)
+{
+	const char *at = getenv("RS_CKPT_FAULT_AT");
+
+	if (at && !strcmp(at, point))
+		raise(SIGKILL);
+}
+
+static unsigned long _env_ulong(const char *name, unsigned long dflt)
+{
+	const char *s = getenv(name);
+	char *end = NULL;
+	unsigned long v;
+
+	if (!s || !*s)
+		return dflt;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || s[0] == '-')
+		return dflt;
+	return v;
+}
+
+long rs_ckpt_gen_number(const char *name)
+{
+	const char *p;
+	long v = 0;
+
+	if (strncmp(name, "gen-", 4))
+		return -1;
+	for (p = name + 4; *p; p++) {
+		if (*p < '0' || *p > '9' || v > GEN_MAX)
+			return -1;
+		v = v * 10 + (*p - '0');
+	}
+	if (p - (name + 4) < 6 || v < 1 || v > GEN_MAX)
+		return -1;
+	return v;
+}
+
+static void _gen_name(char *buf, size_t len, long gen)
+{
+	snprintf(buf, len, "gen-%06ld", gen);
+}
+
+/* Generation `latest` points to, or -1 if there is none. */
+static long _latest(int cfd)
+{
+	char t[NAME_MAX + 1];
+	ssize_t n = readlinkat(cfd, LATEST, t, sizeof(t) - 1);
+
+	if (n <= 0)
+		return -1;
+	t[n] = '\0';
+	return rs_ckpt_gen_number(t);
+}
+
+static void _hostname(char *buf, size_t len)
+{
+	if (gethostname(buf, len) < 0 || !buf[0])
+		snprintf(buf, len, "localhost");
+	buf[len - 1] = '\0';
+	/* A hostname never has '/', but this becomes part of a file name. */
+	for (char *p = buf; *p; p++)
+		if (*p == '/')
+			*p = '_';
+}
+
+/* Job ids become part of the staging name: keep [A-Za-z0-9_.], map the
+ * rest (including '-', our field separator) to '_'. */
+static void _sanitize(char *dst, size_t len, const char *src)
+{
+	size_t i = 0;
+
+	for (; src && *src && i + 1 < len; src++, i++) {
+		char c = *src;
+		int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			 (c >= '0' && c <= '9') || c == '_' || c == '.';
+		dst[i] = ok ? c : '_';
+	}
+	dst[i] = '\0';
+}
+
+static int _is_dir_at(int dfd, const char *name)
+{
+	struct stat st;
+
+	return fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       S_ISDIR(st.st_mode);
+}
+
+/* Move dfd/name out of sight (rename to .trash-<name>-<pid>) so a partial
+ * deletion can never look like a generation; the caller deletes it. */
+static int _to_trash(int cfd, const char *dir_path, const char *name,
+		     char *trash, size_t tlen, rs_err_t *err)
+{
+	if (snprintf(trash, tlen, TRASH "%s-%ld", name, (long)getpid()) >=
+	    (int)tlen)
+		return rs_err_set(err, ENAMETOOLONG, "remove %s/%s: name too "
+				  "long", dir_path, name);
+	if (renameat(cfd, name, cfd, trash) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return rs_err_set(err, errno, "remove %s/%s: %s", dir_path,
+				  name, strerror(errno));
+	}
+	return 0;
+}
+
+/* A string list for trash to delete once the lock is released. */
+struct names {
+	char **v;
+	size_t n, cap;
+};
+
+static int _names_add(struct names *l, const char *s)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 8;
+		char **v = realloc(l->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n] = strdup(s);
+	if (!l->v[l->n])
+		return -ENOMEM;
+	l->n++;
+	return 0;
+}
+
+static void _names_free(struct names *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+static int _trash(int cfd, const char *dir_path, const char *name,
+		  struct names *later, rs_err_t *err)
+{
+	char t[NAME_MAX + 1];
+	int rc = _to_trash(cfd, dir_path, name, t, sizeof(t), err);
+
+	if (rc < 0)
+		return rc;
+	return _names_add(later, t) < 0 ?
+		rs_err_set(err, ENOMEM, "out of memory") : 0;
+}
+
+/* Delete trash outside the lock: removing a large generation on a slow
+ * file system must not make other nodes' lock waits time out. */
+static void _empty_trash(int cfd, const char *dir_path, struct names *l)
+{
+	rs_err_t e;
+
+	for (size_t i = 0; i < l->n; i++)
+		if (rs_ckpt_tree_remove(cfd, l->v[i], &e) < 0)
+			rs_ckpt_warn("checkpoint: cleaning up %s/%s: %s",
+				     dir_path, l->v[i], e.msg);
+}
+
+/* --------------------------------------------------- part sidecars ---- */
+
+static const char *_jstr(json_object *o, const char *k)
+{
+	json_object *v = NULL;
+
+	if (json_object_object_get_ex(o, k, &v) &&
+	    json_object_is_type(v, json_type_string))
+		return json_object_get_string(v);
+	return NULL;
+}
+
+static int64_t _jint(json_object *o, const char *k, int64_t dflt)
+{
+	json_object *v = NULL;
+
+	if (json_object_object_get_ex(o, k, &v) &&
+	    (json_object_is_type(v, json_type_int) ||
+	     json_object_is_type(v, json_type_double)))
+		return json_object_get_int64(v);
+	return dflt;
+}
+
+static double _jdouble(json_object *o, const char *k)
+{
+	json_object *v = NULL;
+
+	if (json_object_object_get_ex(o, k, &v))
+		return json_object_get_double(v);
+	return 0;
+}
+
+/* Seconds to the millisecond: json-c would print 17 digits. */
+static json_object *_jsecs(double v)
+{
+	char b[32];
+
+	snprintf(b, sizeof(b), "%.3f", v);
+	return json_object_new_double_s(v, b);
+}
+
+static void _jadd_str(json_object *o, const char *k, const char *s)
+{
+	json_object_object_add(o, k, s ? json_object_new_string(s) : NULL);
+}
+
+/*
+ * Is generation directory `name` complete?  Every part 0..nparts-1 has its
+ * tree node-P/ and its sidecar node-P.json agreeing on nparts.  Returns 1
+ * (and *nparts_out, and the sidecars in *parts_out if not NULL), 0 with a
+ * reason in why, or -errno.
+ */
+static int _complete(int cfd, const char *name, unsigned *nparts_out,
+		     json_object **parts_out, char *why, size_t wlen)
+{
+	json_object *parts = NULL, *sc = NULL;
+	char f[64];
+	unsigned nparts = 0;
+	int gfd = -1, rc = 1;
+	rs_err_t e;
+
+	if (parts_out)
+		*parts_out = NULL;
+	gfd = openat(cfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		     O_CLOEXEC);
+	if (gfd < 0) {
+		snprintf(why, wlen, "%s", strerror(errno));
+		return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
+	}
+	parts = json_object_new_array();
+	for (unsigned p = 0; rc == 1 && (p == 0 || p < nparts); p++) {
+		snprintf(f, sizeof(f), "node-%u.json", p);
+		if (rs_manifest_read_json_at(gfd, name, f, &sc, &e) < 0) {
+			snprintf(why, wlen, "part %u has no record (%.150s)",
+				 p, e.msg);
+			rc = 0;
+			break;
+		}
+		int64_t np = _jint(sc, "nparts", 0);
+		if (p == 0) {
+			if (np < 1 || np > NPARTS_MAX) {
+				snprintf(why, wlen, "part 0 record has no "
+					 "valid nparts");
+				rc = 0;
+			}
+			nparts = (unsigned)np;
+		} else if (np != nparts) {
+			snprintf(why, wlen, "part %u says %lld parts, part 0 "
+				 "says %u", p, (long long)np, nparts);
+			rc = 0;
+		}
+		snprintf(f, sizeof(f), "node-%u", p);
+		if (rc == 1 && !_is_dir_at(gfd, f)) {
+			snprintf(why, wlen, "part %u (%s/) is missing", p, f);
+			rc = 0;
+		}
+		if (rc == 1)
+			json_object_array_add(parts, sc);
+		else
+			json_object_put(sc);
+		sc = NULL;
+	}
+	close(gfd);
+	if (rc == 1) {
+		*nparts_out = nparts;
+		if (parts_out) {
+			*parts_out = parts;
+			parts = NULL;
+		}
+	}
+	json_object_put(parts);
+	return rc;
+}
+
+/* The manifest record of complete generation `gen`, from its sidecars. */
+static int _record(int cfd, const char *dir_path, long gen,
+		   json_object **rec_out, rs_err_t *err)
+{
+	json_object *parts = NULL, *rec = NULL, *nodes = NULL, *p0;
+	char name[32], why[256], tbuf[64];
+	uint64_t files = 0, bytes = 0, copied = 0, linked = 0, skipped = 0;
+	uint64_t changed = 0;
+	double secs = 0, tmax = 0;
+	unsigned nparts = 0;
+	time_t t;
+	struct tm tm;
+	int rc;
+
+	*rec_out = NULL;
+	_gen_name(name, sizeof(name), gen);
+	rc = _complete(cfd, name, &nparts, &parts, why, sizeof(why));
+	if (rc < 0)
+		return rs_err_set(err, -rc, "read %s/%s: %s", dir_path, name,
+				  strerror(-rc));
+	if (rc == 0)
+		return rs_err_set(err, EUCLEAN, "generation %s/%s is "
+				  "incomplete: %s", dir_path, name, why);
+	nodes = json_object_new_array();
+	for (unsigned i = 0; i < nparts; i++) {
+		json_object *s = json_object_array_get_idx(parts, i);
+		const char *node = _jstr(s, "node");
+		files += (uint64_t)_jint(s, "files", 0);
+		bytes += (uint64_t)_jint(s, "bytes", 0);
+		copied += (uint64_t)_jint(s, "bytes_copied", 0);
+		linked += (uint64_t)_jint(s, "bytes_linked", 0);
+		skipped += (uint64_t)_jint(s, "skipped", 0);
+		changed += (uint64_t)_jint(s, "changed", 0);
+		if (_jdouble(s, "seconds") > secs)
+			secs = _jdouble(s, "seconds");
+		if (_jdouble(s, "time_unix") > tmax)
+			tmax = _jdouble(s, "time_unix");
+		json_object_array_add(nodes, node ?
+				      json_object_new_string(node) : NULL);
+	}
+	p0 = json_object_array_get_idx(parts, 0);
+	t = (time_t)tmax;
+	gmtime_r(&t, &tm);
+	strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	rec = json_object_new_object();
+	json_object_object_add(rec, "gen", json_object_new_int64(gen));
+	_jadd_str(rec, "dir", name);
+	_jadd_str(rec, "time", tbuf);
+	json_object_object_add(rec, "time_unix", json_object_new_int64(t));
+	_jadd_str(rec, "job_id", _jstr(p0, "job_id"));
+	json_object_object_add(rec, "attempt",
+			       json_object_new_int64(_jint(p0, "attempt", 0)));
+	json_object_object_add(rec, "seq",
+			       json_object_new_int64(_jint(p0, "seq", 0)));
+	_jadd_str(rec, "reason", _jstr(p0, "reason"));
+	json_object_object_add(rec, "nparts", json_object_new_int64(nparts));
+	json_object_object_add(rec, "nodes", nodes);
+	json_object_object_add(rec, "files", json_object_new_int64((int64_t)files));
+	json_object_object_add(rec, "bytes", json_object_new_int64((int64_t)bytes));
+	json_object_object_add(rec, "bytes_copied",
+			       json_object_new_int64((int64_t)copied));
+	json_object_object_add(rec, "bytes_linked",
+			       json_object_new_int64((int64_t)linked));
+	json_object_object_add(rec, "skipped",
+			       json_object_new_int64((int64_t)skipped));
+	json_object_object_add(rec, "changed",
+			       json_object_new_int64((int64_t)changed));
+	json_object_object_add(rec, "seconds", _jsecs(secs));
+	json_object_object_add(rec, "parts", parts);
+	*rec_out = rec;
+	return 0;
+}
+
+/* Index of generation gen in the manifest's array, or -1. */
+static int _find(json_object *gens, long gen)
+{
+	size_t n = json_object_array_length(gens);
+
+	for (size_t i = 0; i < n; i++)
+		if (_jint(json_object_array_get_idx(gens, i), "gen", -1) == gen)
+			return (int)i;
+	return -1;
+}
+
+/* Insert rec keeping the array sorted by "gen" (oldest first). */
+static void _insert_sorted(json_object *gens, json_object *rec)
+{
+	long gen = (long)_jint(rec, "gen", 0);
+	size_t n = json_object_array_length(gens), i;
+	json_object *moved = NULL;
+
+	for (i = 0; i < n; i++)
+		if (_jint(json_object_array_get_idx(gens, i), "gen", 0) > gen)
+			break;
+	if (i == n) {
+		json_object_array_add(gens, rec);
+		return;
+	}
+	/* json-c 0.15 has no array insert: shift the tail by one. */
+	json_object_array_add(gens, NULL);
+	for (size_t j = n; j > i; j--) {
+		moved = json_object_get(json_object_array_get_idx(gens, j - 1));
+		json_object_array_put_idx(gens, j, moved);
+	}
+	json_object_array_put_idx(gens, i, rec);
+}
+
+/* ------------------------------------------------------------- repair -- */
+
+/* Staging-name fields; job staging: .staging-j<job>-a<attempt>-s<seq>,
+ * single-part staging: .staging-solo-<pid>-<host>. */
+struct stg_key {
+	int solo;
+	char job[128];
+	unsigned long attempt, seq;
+	long pid;
+	char host[256];
+};
+
+static int _parse_staging(const char *name, struct stg_key *k)
+{
+	const char *p, *a;
+	char *end;
+
+	memset(k, 0, sizeof(*k));
+	if (!strncmp(name, STAGING_SOLO, strlen(STAGING_SOLO))) {
+		p = name + strlen(STAGING_SOLO);
+		k->pid = strtol(p, &end, 10);
+		if (end == p || *end != '-' || k->pid <= 0)
+			return -1;
+		snprintf(k->host, sizeof(k->host), "%s", end + 1);
+		k->solo = 1;
+		return 0;
+	}
+	if (strncmp(name, STAGING_JOB, strlen(STAGING_JOB)))
+		return -1;
+	p = name + strlen(STAGING_JOB);
+	a = strstr(p, "-a");
+	if (!a || (size_t)(a - p) >= sizeof(k->job))
+		return -1;
+	memcpy(k->job, p, (size_t)(a - p));
+	k->job[a - p] = '\0';
+	k->attempt = strtoul(a + 2, &end, 10);
+	if (end == a + 2 || strncmp(end, "-s", 2))
+		return -1;
+	p = end + 2;
+	k->seq = strtoul(p, &end, 10);
+	if (end == p || *end)
+		return -1;
+	return 0;
+}
+
+/* Newest mtime of a staging directory and its direct entries: a writer
+ * adds node-P.tmp-* and node-P entries there as it goes. */
+static time_t _staging_age(int cfd, const char *name, time_t now)
+{
+	struct stat st;
+	struct dirent *de;
+	time_t newest = 0;
+	DIR *d;
+	int fd;
+
+	if (fstatat(cfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return 0;
+	newest = st.st_mtime;
+	fd = openat(cfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return now - newest;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return now - newest;
+	}
+	while ((de = readdir(d)))
+		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    st.st_mtime > newest)
+			newest = st.st_mtime;
+	closedir(d);
+	return now - newest;
+}
+
+struct ctx {
+	const char *dir_path;
+	int cfd;
+	char host[64];
+	char job[64];            /* sanitized job id of this save, or "" */
+	unsigned long attempt, seq;
+	const char *own_staging; /* never treat as stale */
+	int publishing;          /* (job, attempt, seq) was just published */
+	struct names trash;      /* delete after unlock */
+};
+
+/*
+ * Is staging directory `name` left over by a writer that will never finish?
+ *  - single-part, this host: its pid is gone (or is us: a previous life of
+ *    this process; one save per CKPT_DIR at a time per process);
+ *  - same job, older attempt: that attempt is over;
+ *  - same job and attempt, older seq, when we publish a newer seq: every
+ *    node has finished the newer one, so nobody writes the older one;
+ *  - anything not touched for RS_CKPT_STALE_SECONDS (default 24 h): covers
+ *    other hosts and other jobs, whose liveness we cannot see.
+ */
+static int _stale(struct ctx *c, const char *name, time_t now)
+{
+	struct stg_key k;
+	unsigned long stale_s = _env_ulong("RS_CKPT_STALE_SECONDS",
+					   STALE_DEFAULT);
+
+	if (c->own_staging && !strcmp(name, c->own_staging))
+		return 0;
+	if (_parse_staging(name, &k) == 0) {
+		if (k.solo && !strcmp(k.host, c->host) &&
+		    (k.pid == (long)getpid() ||
+		     (kill((pid_t)k.pid, 0) < 0 && errno == ESRCH)))
+			return 1;
+		if (!k.solo && c->job[0] && !strcmp(k.job, c->job)) {
+			if (k.attempt < c->attempt)
+				return 1;
+			if (c->publishing && k.attempt == c->attempt &&
+			    k.seq < c->seq)
+				return 1;
+		}
+	}
+	return _staging_age(c->cfd, name, now) > (time_t)stale_s;
+}
+
+/*
+ * Bring CKPT_DIR back to its invariants after crashes (lock held):
+ *  - gen-N newer than `latest`: uncommitted -> removed (N is burnt: next_gen
+ *    moves past it, numbers only grow);
+ *  - gen-N not newer than `latest`, not in the manifest: if it is `latest`,
+ *    its record is missing (crash after the commit) -> written from its
+ *    sidecars; otherwise pruned but not yet deleted -> removed;
+ *  - manifest records whose directory is gone -> dropped, with a warning;
+ *  - stale staging, temp symlinks and temp manifests -> removed.
+ * *manifest is the (possibly updated) manifest, written if it changed.
+ */
+static int _repair(struct ctx *c, json_object **manifest, rs_err_t *err)
+{
+	json_object *root = NULL, *gens, *rec = NULL;
+	struct dirent *de;
+	time_t now = time(NULL);
+	long latest = _latest(c->cfd), maxgen = 0, g;
+	int64_t next;
+	int changed = 0, rc = 0, fd = -1;
+	char name[32];
+	DIR *d = NULL;
+	struct names seen = { 0 };
+
+	*manifest = NULL;
+	rc = rs_manifest_read_at(c->cfd, c->dir_path, &root, err);
+	if (rc < 0)
+		return rc;
+	gens = rs_manifest_generations(root);
+	fd = openat(c->cfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		rc = rs_err_set(err, errno, "list %s: %s", c->dir_path,
+				strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		goto out;
+	}
+	/* Collect first, act after: renaming while readdir runs could make
+	 * it return an entry twice or skip one. */
+	while ((de = readdir(d)))
+		if (_names_add(&seen, de->d_name) < 0) {
+			rc = rs_err_set(err, ENOMEM, "out of memory");
+			closedir(d);
+			goto out;
+		}
+	closedir(d);
+	for (size_t i = 0; i < seen.n; i++) {
+		const char *n = seen.v[i];
+
+		if (!strcmp(n, ".") || !strcmp(n, ".."))
+			continue;
+		if ((g = rs_ckpt_gen_number(n)) > 0) {
+			if (g > maxgen)
+				maxgen = g;
+			if (g > latest) {
+				rs_ckpt_warn("checkpoint: removing %s/%s: "
+					     "uncommitted (a save was "
+					     "interrupted before `latest` moved)",
+					     c->dir_path, n);
+				rc = _trash(c->cfd, c->dir_path, n, &c->trash,
+					    err);
+			} else if (_find(gens, g) < 0 && g != latest) {
+				rc = _trash(c->cfd, c->dir_path, n, &c->trash,
+					    err);
+			} else if (_find(gens, g) < 0) {
+				rc = _record(c->cfd, c->dir_path, g, &rec, err);
+				if (rc < 0)
+					goto out;
+				_insert_sorted(gens, rec);
+				rec = NULL;
+				changed = 1;
+			}
+		} else if (!strncmp(n, TRASH, strlen(TRASH))) {
+			rc = _names_add(&c->trash, n) < 0 ? -ENOMEM : 0;
+		} else if (!strncmp(n, ".latest.tmp-", 12) ||
+			   !strncmp(n, "." RS_MANIFEST_NAME ".tmp-",
+				    strlen(RS_MANIFEST_NAME) + 6)) {
+			unlinkat(c->cfd, n, 0);
+		} else if (!strncmp(n, STAGING, strlen(STAGING)) &&
+			   _stale(c, n, now)) {
+			rs_ckpt_warn("checkpoint: removing stale %s/%s",
+				     c->dir_path, n);
+			rc = _trash(c->cfd, c->dir_path, n, &c->trash, err);
+		}
+		if (rc < 0)
+			goto out;
+	}
+	for (size_t i = json_object_array_length(gens); i-- > 0; ) {
+		json_object *r = json_object_array_get_idx(gens, i);
+		g = (long)_jint(r, "gen", -1);
+		_gen_name(name, sizeof(name), g);
+		if (g < 1 || !_is_dir_at(c->cfd, name)) {
+			rs_ckpt_warn("checkpoint: %s/%s: listed in the manifest "
+				     "but gone; dropping its record",
+				     c->dir_path, name);
+			json_object_array_del_idx(gens, i, 1);
+			changed = 1;
+		}
+	}
+	next = _jint(root, "next_gen", 1);
+	if (maxgen + 1 > next || latest + 1 > next) {
+		next = maxgen > latest ? maxgen + 1 : latest + 1;
+		json_object_object_add(root, "next_gen",
+				       json_object_new_int64(next));
+		changed = 1;
+	}
+	if (changed) {
+		rc = rs_manifest_write_at(c->cfd, c->dir_path, root, err);
+		if (rc < 0)
+			goto out;
+	}
+	*manifest = root;
+	root = NULL;
+out:
+	_names_free(&seen);
+	json_object_put(rec);
+	json_object_put(root);
+	return rc;
+}
+
+/* --------------------------------------------------------------- save -- */
+
+static int _open_own_dir(const char *path, int create, rs_err_t *err)
+{
+	return rs_manifest_open_dir(path, create, err);
+}
+
+/* Replace `latest` atomically: a new symlink under a temp name, renamed
+ * over the old one (rename is atomic; unlink + symlink is not). */
+static int _set_latest(int cfd, const char *dir_path, const char *target,
+		       rs_err_t *err)
+{
+	char tmp[64];
+
+	snprintf(tmp, sizeof(tmp), ".latest.tmp-%ld", (long)getpid());
+	unlinkat(cfd, tmp, 0);
+	if (symlinkat(target, cfd, tmp) < 0)
+		return rs_err_set(err, errno, "create %s/%s: %s", dir_path, tmp,
+				  strerror(errno));
+	_fault("latest-tmp");
+	if (renameat(cfd, tmp, cfd, LATEST) < 0) {
+		int e = errno;
+		unlinkat(cfd, tmp, 0);
+		return rs_err_set(err, e, "replace %s/%s: %s", dir_path, LATEST,
+				  strerror(e));
+	}
+	if (fsync(cfd) < 0)
+		return rs_err_set(err, errno, "fsync %s: %s", dir_path,
+				  strerror(errno));
+	return 0;
+}
+
+/* Publish staging directory stg as the next generation and prune (lock
+ * held, all parts present).  *gen_out gets its number. */
+static int _publish(struct ctx *c, const char *stg, unsigned keep,
+		    long *gen_out, rs_err_t *err)
+{
+	json_object *root = NULL, *gens, *rec = NULL;
+	char name[32], path[NAME_MAX + 1];
+	struct dirent *de;
+	long gen;
+	size_t n;
+	int rc, sfd = -1;
+	DIR *d = NULL;
+	struct names junk = { 0 };
+
+	c->publishing = 1;
+	rc = _repair(c, &root, err);
+	if (rc < 0)
+		goto out;
+	/* Writers that died inside this staging left node-P.tmp-* behind;
+	 * every part is in, so nobody can still be writing one. */
+	sfd = openat(c->cfd, stg, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		     O_CLOEXEC);
+	if (sfd >= 0 && (d = fdopendir(sfd)) != NULL) {
+		while ((de = readdir(d)))
+			if (strstr(de->d_name, ".tmp-"))
+				_names_add(&junk, de->d_name);
+		for (size_t i = 0; i < junk.n; i++)
+			rs_ckpt_tree_remove(sfd, junk.v[i], err);
+		closedir(d);
+		sfd = -1;
+	} else if (sfd >= 0) {
+		close(sfd);
+		sfd = -1;
+	}
+	gens = rs_manifest_generations(root);
+	gen = (long)_jint(root, "next_gen", 1);
+	if (gen > GEN_MAX) {
+		rc = rs_err_set(err, EOVERFLOW, "publish %s/%s: generation "
+				"numbers exhausted (%ld)", c->dir_path, stg,
+				GEN_MAX);
+		goto out;
+	}
+	_gen_name(name, sizeof(name), gen);
+	if (renameat(c->cfd, stg, c->cfd, name) < 0) {
+		rc = rs_err_set(err, errno, "publish %s/%s as %s: %s",
+				c->dir_path, stg, name, strerror(errno));
+		goto out;
+	}
+	if (fsync(c->cfd) < 0) {
+		rc = rs_err_set(err, errno, "fsync %s: %s", c->dir_path,
+				strerror(errno));
+		goto out;
+	}
+	_fault("renamed");
+	rc = _set_latest(c->cfd, c->dir_path, name, err);
+	if (rc < 0)
+		goto out;
+	_fault("latest");
+	/* Committed.  The record is bookkeeping: if writing it fails, the
+	 * next save writes it from the sidecars (see _repair). */
+	rc = _record(c->cfd, c->dir_path, gen, &rec, err);
+	if (rc < 0)
+		goto out;
+	_insert_sorted(gens, rec);
+	rec = NULL;
+	json_object_object_add(root, "next_gen", json_object_new_int64(gen + 1));
+	/* Keep: the newest `keep` generations stay, oldest go first.  The
+	 * records go before the directories, so a crash in between leaves
+	 * directories the next save removes, never records without data. */
+	n = json_object_array_length(gens);
+	struct names prune = { 0 };
+	while (n > keep) {
+		json_object *r = json_object_array_get_idx(gens, 0);
+		char pn[32];
+		_gen_name(pn, sizeof(pn), (long)_jint(r, "gen", 0));
+		if (_names_add(&prune, pn) < 0) {
+			_names_free(&prune);
+			rc = rs_err_set(err, ENOMEM, "out of memory");
+			goto out;
+		}
+		json_object_array_del_idx(gens, 0, 1);
+		n--;
+	}
+	rc = rs_manifest_write_at(c->cfd, c->dir_path, root, err);
+	if (rc < 0) {
+		_names_free(&prune);
+		goto out;
+	}
+	_fault("manifest");
+	for (size_t i = 0; i < prune.n && rc == 0; i++) {
+		snprintf(path, sizeof(path), "%s", prune.v[i]);
+		rc = _trash(c->cfd, c->dir_path, path, &c->trash, err);
+		_fault("prune");
+	}
+	_names_free(&prune);
+	*gen_out = gen;
+out:
+	_names_free(&junk);
+	json_object_put(rec);
+	json_object_put(root);
+	return rc;
+}
+
+/* The generation another node published for (job, attempt, seq), in
+ * *gen; -ESTALE if there is none (our staging was removed as stale). */
+static int _find_published(struct ctx *c, const rs_ckpt_meta_t *m,
+			   long *gen, rs_err_t *err)
+{
+	json_object *root = NULL, *gens;
+	int rc;
+
+	*gen = -1;
+	rc = rs_manifest_read_at(c->cfd, c->dir_path, &root, err);
+	if (rc < 0)
+		return rc;
+	gens = rs_manifest_generations(root);
+	for (size_t i = json_object_array_length(gens); i-- > 0; ) {
+		json_object *r = json_object_array_get_idx(gens, i);
+		const char *j = _jstr(r, "job_id");
+		if (m->nparts > 1 && j && !strcmp(j, m->job_id) &&
+		    _jint(r, "attempt", -1) == m->attempt &&
+		    _jint(r, "seq", -1) == m->seq) {
+			*gen = (long)_jint(r, "gen", -1);
+			break;
+		}
+	}
+	json_object_put(root);
+	if (*gen < 0)
+		return rs_err_set(err, ESTALE, "checkpoint: %s/" STAGING "... "
+				  "for job %s attempt %u seq %u vanished before "
+				  "publication (removed as stale?)",
+				  c->dir_path, m->job_id ? m->job_id : "-",
+				  m->attempt, m->seq);
+	return 0;
+}
+
+static int _write_sidecar(int sfd, const char *stg_path, unsigned part,
+			  const char *host, const rs_ckpt_meta_t *m, const rs_ckpt_stats_t *s,
+			  double seconds, rs_err_t *err)
+{
+	json_object *o = json_object_new_object();
+	char name[64];
+	int rc;
+
+	if (!o)
+		return rs_err_set(err, ENOMEM, "out of memory");
+	json_object_object_add(o, "part", json_object_new_int64(part));
+	json_object_object_add(o, "nparts", json_object_new_int64(m->nparts));
+	_jadd_str(o, "node", m->node ? m->node : host);
+	_jadd_str(o, "job_id", m->job_id);
+	json_object_object_add(o, "attempt", json_object_new_int64(m->attempt));
+	json_object_object_add(o, "seq", json_object_new_int64(m->seq));
+	_jadd_str(o, "reason", m->reason ? m->reason : "manual");
+	json_object_object_add(o, "files",
+			       json_object_new_int64((int64_t)s->files));
+	json_object_object_add(o, "bytes",
+			       json_object_new_int64((int64_t)s->bytes));
+	json_object_object_add(o, "bytes_copied",
+			       json_object_new_int64((int64_t)s->bytes_copied));
+	json_object_object_add(o, "bytes_linked",
+			       json_object_new_int64((int64_t)s->bytes_linked));
+	json_object_object_add(o, "skipped",
+			       json_object_new_int64((int64_t)s->skipped));
+	json_object_object_add(o, "changed",
+			       json_object_new_int64((int64_t)s->changed));
+	json_object_object_add(o, "seconds", _jsecs(seconds));
+	json_object_object_add(o, "sync_seconds", _jsecs(s->sync_seconds));
+	json_object_object_add(o, "time_unix",
+			       json_object_new_int64((int64_t)time(NULL)));
+	snprintf(name, sizeof(name), "node-%u.json", part);
+	rc = rs_manifest_write_json_at(sfd, stg_path, name, o, err);
+	json_object_put(o);
+	return rc;
+}
+
+/* Refuse CKPT_DIR inside SCRATCH (the save would copy the checkpoints into
+ * themselves) and SCRATCH inside CKPT_DIR (a restore could overwrite
+ * generations). */
+static int _check_nesting(const char *scratch, const char *ckpt_dir,
+			  rs_err_t *err)
+{
+	char *a = realpath(scratch, NULL), *b = realpath(ckpt_dir, NULL);
+	int rc = 0;
+
+	if (a && b) {
+		size_t la = strlen(a), lb = strlen(b);
+		if ((lb >= la && !strncmp(a, b, la) &&
+		     (b[la] == '/' || b[la] == '\0' || la == 1)) ||
+		    (la > lb && !strncmp(a, b, lb) &&
+		     (a[lb] == '/' || lb == 1)))
+			rc = rs_err_set(err, EINVAL, "checkpoint %s into %s: "
+					"one folder is inside the other",
+					scratch, ckpt_dir);
+	}
+	free(a);
+	free(b);
+	return rc;
+}
+
+static enum rs_ckpt_sync _sync_mode(void)
+{
+	const char *s = getenv("RS_CKPT_SYNC");
+
+	if (s && !strcmp(s, "fsync"))
+		return RS_CKPT_SYNC_FSYNC;
+	return RS_CKPT_SYNC_SYNCFS;
+}
+
+int rs_ckpt_save(const char *scratch, const char *ckpt_dir, unsigned keep,
+		 const rs_ckpt_meta_t *meta, rs_ckpt_stats_t *stats,
+		 rs_err_t *err)
+{
+	rs_ckpt_meta_t m = { .reason = "manual", .nparts = 1 };
+	rs_ckpt_stats_t local;
+	rs_ckpt_tree_opts_t o = { .prev_fd = -1 };
+	struct ctx c;
+	json_object *root = NULL;
+	char stg[NAME_MAX + 1], tmp[NAME_MAX + 1], part[32], prev[64];
+	char stg_path[PATH_MAX], tmp_path[PATH_MAX];
+	double t0 = _now();
+	long latest, gen = -1;
+	int sfd = -1, stgfd = -1, pfd = -1, lfd = -1, rc = 0;
+	int made_tmp = 0, made_stg = 0;
+
+	if (!stats)
+		stats = &local;
+	memset(stats, 0, sizeof(*stats));
+	stats->gen = -1;
+	memset(&c, 0, sizeof(c));
+	c.cfd = -1;
+	c.dir_path = ckpt_dir;
+	rs_err_clear(err);
+	if (meta) {
+		m = *meta;
+		if (!m.reason)
+			m.reason = "manual";
+	}
+	if (!scratch || !*scratch || !ckpt_dir || !*ckpt_dir)
+		return rs_err_set(err, EINVAL, "checkpoint: scratch and "
+				  "checkpoint directory must be given");
+	if (keep < 1)
+		return rs_err_set(err, EINVAL, "checkpoint %s: keep must be at "
+				  "least 1", ckpt_dir);
+	if (m.nparts < 1 || m.nparts > NPARTS_MAX || m.part >= m.nparts)
+		return rs_err_set(err, EINVAL, "checkpoint %s: part %u of %u "
+				  "parts is out of range", ckpt_dir, m.part,
+				  m.nparts);
+	if (m.nparts > 1 && (!m.job_id || !*m.job_id || m.seq < 1))
+		return rs_err_set(err, EINVAL, "checkpoint %s: a checkpoint in "
+				  "%u parts needs a job id and a seq >= 1 to "
+				  "pair its parts", ckpt_dir, m.nparts);
+	_hostname(c.host, sizeof(c.host));
+	_sanitize(c.job, sizeof(c.job), m.job_id);
+	c.attempt = m.attempt;
+	c.seq = m.seq;
+
+	sfd = open(scratch, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (sfd < 0) {
+		rc = rs_err_set(err, errno, "checkpoint: open scratch %s: %s",
+				scratch, strerror(errno));
+		goto out;
+	}
+	c.cfd = _open_own_dir(ckpt_dir, 1, err);
+	if (c.cfd < 0) {
+		rc = c.cfd;
+		goto out;
+	}
+	if ((rc = _check_nesting(scratch, ckpt_dir, err)) < 0)
+		goto out;
+	/* Names are bounded (job id and host at 63 bytes each), paths are
+	 * only for messages; a path too long to print is still an error
+	 * rather than a misleading message. */
+	if (m.nparts > 1)
+		snprintf(stg, sizeof(stg), STAGING_JOB "%s-a%u-s%u", c.job,
+			 m.attempt, m.seq);
+	else
+		snprintf(stg, sizeof(stg), STAGING_SOLO "%ld-%s",
+			 (long)getpid(), c.host);
+	snprintf(tmp, sizeof(tmp), "node-%u.tmp-%ld-%s", m.part,
+		 (long)getpid(), c.host);
+	snprintf(part, sizeof(part), "node-%u", m.part);
+	if (snprintf(stg_path, sizeof(stg_path), "%s/%s", ckpt_dir, stg) >=
+	    (int)sizeof(stg_path) ||
+	    snprintf(tmp_path, sizeof(tmp_path), "%s/%s", stg_path, tmp) >=
+	    (int)sizeof(tmp_path)) {
+		rc = rs_err_set(err, ENAMETOOLONG, "checkpoint %s: path too "
+				"long", ckpt_dir);
+		goto out;
+	}
+
+	/* Set up under the lock, so a concurrent cleanup cannot remove the
+	 * staging directory between our mkdir and our first file. */
+	rc = rs_manifest_lock(c.cfd, ckpt_dir, rs_manifest_lock_timeout_ms(),
+			      &lfd, err);
+	if (rc < 0)
+		goto out;
+	c.own_staging = m.nparts > 1 ? stg : NULL;
+	rc = _repair(&c, &root, err);
+	json_object_put(root);
+	root = NULL;
+	if (rc < 0)
+		goto out;
+	c.own_staging = stg;
+	if (mkdirat(c.cfd, stg, 0700) == 0)
+		made_stg = m.nparts == 1;
+	else if (errno != EEXIST) {
+		rc = rs_err_set(err, errno, "checkpoint: create %s: %s",
+				stg_path, strerror(errno));
+		goto out;
+	}
+	stgfd = openat(c.cfd, stg, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		       O_CLOEXEC);
+	if (stgfd < 0) {
+		rc = rs_err_set(err, errno, "checkpoint: open %s: %s", stg_path,
+				strerror(errno));
+		goto out;
+	}
+	/* Our own earlier try of this very part (same key, same pid and host)
+	 * or a completed part being saved again: start it over. */
+	if ((rc = rs_ckpt_tree_remove(stgfd, tmp, err)) < 0)
+		goto out;
+	if (_is_dir_at(stgfd, part)) {
+		rs_ckpt_warn("checkpoint: %s/%s was already saved; replacing it",
+			     stg_path, part);
+		if ((rc = rs_ckpt_tree_remove(stgfd, part, err)) < 0)
+			goto out;
+	}
+	if (mkdirat(stgfd, tmp, 0700) < 0) {
+		rc = rs_err_set(err, errno, "checkpoint: create %s: %s",
+				tmp_path, strerror(errno));
+		goto out;
+	}
+	made_tmp = 1;
+	latest = _latest(c.cfd);
+	if (latest > 0) {
+		snprintf(prev, sizeof(prev), "gen-%06ld/node-%u", latest,
+			 m.part);
+		/* Held open: if the generation is pruned while we read it,
+		 * a failing link falls back to a copy. */
+		o.prev_fd = openat(c.cfd, prev, O_RDONLY | O_DIRECTORY |
+				   O_NOFOLLOW | O_CLOEXEC);
+	}
+	rs_manifest_unlock(lfd);
+	lfd = -1;
+	_fault("staged");
+
+	pfd = openat(stgfd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		     O_CLOEXEC);
+	if (pfd < 0) {
+		rc = rs_err_set(err, errno, "checkpoint: open %s: %s", tmp_path,
+				strerror(errno));
+		goto out;
+	}
+	o.sync = _sync_mode();
+	o.fault_after_files = _env_ulong("RS_CKPT_FAULT_AFTER_FILES", 0);
+	o.dst_fresh = 1;
+	o.set_root_attrs = 1;
+	rc = rs_ckpt_tree_copy(sfd, pfd, scratch, tmp_path, &o, stats, err);
+	if (rc < 0)
+		goto out;
+	_fault("copied");
+	rc = _write_sidecar(stgfd, stg_path, m.part, c.host, &m, stats,
+			    _now() - t0, err);
+	if (rc < 0)
+		goto out;
+	/* The part is complete the moment node-P exists: its data and its
+	 * sidecar are durable already. */
+	if (renameat(stgfd, tmp, stgfd, part) < 0) {
+		rc = rs_err_set(err, errno, "checkpoint: rename %s to %s: %s%s",
+				tmp_path, part, strerror(errno),
+				errno == ENOTEMPTY || errno == EEXIST ?
+				" (another process saved this part)" : "");
+		goto out;
+	}
+	made_tmp = 0;
+	if (fsync(stgfd) < 0) {
+		rc = rs_err_set(err, errno, "checkpoint: fsync %s: %s",
+				stg_path, strerror(errno));
+		goto out;
+	}
+	_fault("part");
+
+	rc = rs_manifest_lock(c.cfd, ckpt_dir, rs_manifest_lock_timeout_ms(),
+			      &lfd, err);
+	if (rc < 0)
+		goto out;
+	if (!_is_dir_at(c.cfd, stg)) {
+		/* Only two ways: another part published it (then the
+		 * manifest has its record) or it was removed as stale. */
+		rc = _find_published(&c, &m, &gen, err);
+		if (rc == 0)
+			stats->gen = gen;
+		goto out;
+	}
+	for (unsigned p = 0; p < m.nparts; p++) {
+		char f[32];
+		snprintf(f, sizeof(f), "node-%u", p);
+		if (!_is_dir_at(stgfd, f))
+			goto out;  /* not the last part: someone else publishes */
+	}
+	rc = _publish(&c, stg, keep, &gen, err);
+	if (rc < 0)
+		goto out;
+	made_stg = 0;
+	stats->gen = gen;
+	stats->published = 1;
+out:
+	if (rc < 0 && made_tmp && stgfd >= 0)
+		rs_ckpt_tree_remove(stgfd, tmp, NULL);
+	if (rc < 0 && made_stg && c.cfd >= 0)
+		unlinkat(c.cfd, stg, AT_REMOVEDIR);
+	rs_manifest_unlock(lfd);
+	if (c.cfd >= 0)
+		_empty_trash(c.cfd, ckpt_dir, &c.trash);
+	_names_free(&c.trash);
+	if (o.prev_fd >= 0)
+		close(o.prev_fd);
+	if (pfd >= 0)
+		close(pfd);
+	if (stgfd >= 0)
+		close(stgfd);
+	if (c.cfd >= 0)
+		close(c.cfd);
+	if (sfd >= 0)
+		close(sfd);
+	stats->seconds = _now() - t0;
+	return rc;
+}
+
+/* ------------------------------------------------------------ restore -- */
+
+int rs_ckpt_latest(const char *ckpt_dir, char *buf, size_t len, long *gen,
+		   rs_err_t *err)
+{
+	char name[32];
+	long g;
+	int cfd, rc = 0;
+
+	if (gen)
+		*gen = -1;
+	cfd = _open_own_dir(ckpt_dir, 0, err);
+	if (cfd < 0)
+		return cfd;
+	g = _latest(cfd);
+	if (g < 1) {
+		rc = rs_err_set(err, ENOENT, "checkpoint %s: no complete "
+				"generation (no valid `latest`)", ckpt_dir);
+		goto out;
+	}
+	_gen_name(name, sizeof(name), g);
+	if (!_is_dir_at(cfd, name)) {
+		rc = rs_err_set(err, ENOENT, "checkpoint %s: `latest` points to "
+				"%s, which does not exist", ckpt_dir, name);
+		goto out;
+	}
+	if (buf && snprintf(buf, len, "%s/%s", ckpt_dir, name) >= (int)len) {
+		rc = rs_err_set(err, ENAMETOOLONG, "checkpoint %s: path of %s "
+				"does not fit in %zu bytes", ckpt_dir, name, len);
+		goto out;
+	}
+	if (gen)
+		*gen = g;
+out:
+	close(cfd);
+	return rc;
+}
+
+int rs_ckpt_restore(const char *ckpt_dir, const char *scratch, long gen,
+		    unsigned part, rs_ckpt_stats_t *stats, rs_err_t *err)
+{
+	rs_ckpt_stats_t local;
+	rs_ckpt_tree_opts_t o = { .prev_fd = -1 };
+	json_object *root = NULL;
+	char name[32], pname[64], why[256], src[PATH_MAX];
+	double t0 = _now();
+	unsigned nparts = 0;
+	long latest;
+	int cfd = -1, gfd = -1, pfd = -1, dfd = -1, rc = 0, created = 0;
+
+	if (!stats)
+		stats = &local;
+	memset(stats, 0, sizeof(*stats));
+	stats->gen = -1;
+	rs_err_clear(err);
+	if (!ckpt_dir || !*ckpt_dir || !scratch || !*scratch)
+		return rs_err_set(err, EINVAL, "restore: checkpoint directory "
+				  "and scratch must be given");
+	cfd = _open_own_dir(ckpt_dir, 0, err);
+	if (cfd < 0)
+		return cfd;
+	latest = _latest(cfd);
+	if (gen < 0)
+		gen = latest;
+	if (gen < 1) {
+		rc = rs_err_set(err, ENOENT, "restore from %s: no complete "
+				"generation to restore", ckpt_dir);
+		goto out;
+	}
+	_gen_name(name, sizeof(name), gen);
+	if (gen > latest) {
+		rc = rs_err_set(err, EUCLEAN, "restore from %s: %s is not "
+				"committed (latest is %ld): an interrupted save",
+				ckpt_dir, name, latest);
+		goto out;
+	}
+	if (!_is_dir_at(cfd, name)) {
+		rc = rs_err_set(err, ENOENT, "restore from %s: %s does not "
+				"exist", ckpt_dir, name);
+		goto out;
+	}
+	rc = _complete(cfd, name, &nparts, NULL, why, sizeof(why));
+	if (rc < 0) {
+		rc = rs_err_set(err, -rc, "restore from %s/%s: %s", ckpt_dir,
+				name, strerror(-rc));
+		goto out;
+	}
+	if (rc == 0) {
+		rc = rs_err_set(err, EUCLEAN, "restore from %s/%s: incomplete "
+				"generation, refusing it: %s", ckpt_dir, name,
+				why);
+		goto out;
+	}
+	rc = 0;
+	/* An older generation must still be on record: one dropped from the
+	 * manifest is being pruned and may be half deleted. */
+	if (gen != latest) {
+		rc = rs_manifest_read_at(cfd, ckpt_dir, &root, err);
+		if (rc < 0)
+			goto out;
+		if (_find(rs_manifest_generations(root), gen) < 0) {
+			rc = rs_err_set(err, ENOENT, "restore from %s: %s is "
+					"not in the manifest (pruned)", ckpt_dir,
+					name);
+			goto out;
+		}
+	}
+	if (part >= nparts) {
+		rc = rs_err_set(err, EINVAL, "restore from %s/%s: part %u "
+				"requested, the generation has parts 0..%u",
+				ckpt_dir, name, part, nparts - 1);
+		goto out;
+	}
+	snprintf(pname, sizeof(pname), "gen-%06ld/node-%u", gen, part);
+	if (snprintf(src, sizeof(src), "%s/%s", ckpt_dir, pname) >=
+	    (int)sizeof(src)) {
+		rc = rs_err_set(err, ENAMETOOLONG, "restore from %s: path too "
+				"long", ckpt_dir);
+		goto out;
+	}
+	pfd = openat(cfd, pname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		     O_CLOEXEC);
+	if (pfd < 0) {
+		rc = rs_err_set(err, errno, "restore: open %s: %s", src,
+				strerror(errno));
+		goto out;
+	}
+	dfd = open(scratch, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 && errno == ENOENT) {
+		if (mkdir(scratch, 0700) < 0 && errno != EEXIST) {
+			rc = rs_err_set(err, errno, "restore: create %s: %s",
+					scratch, strerror(errno));
+			goto out;
+		}
+		created = 1;
+		dfd = open(scratch, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd >= 0)
+			fchmod(dfd, 0700);
+	}
+	if (dfd < 0) {
+		rc = rs_err_set(err, errno, "restore: open scratch %s: %s",
+				scratch, strerror(errno));
+		goto out;
+	}
+	o.sync = RS_CKPT_SYNC_NONE;
+	o.dst_fresh = created;
+	o.set_root_attrs = 0;
+	/* prev_fd stays -1: restored files are copies (or reflinks), never
+	 * hard links, because the application will write to them. */
+	rc = rs_ckpt_tree_copy(pfd, dfd, src, scratch, &o, stats, err);
+	if (rc < 0)
+		goto out;
+	if (stats->changed) {
+		rc = rs_err_set(err, ESTALE, "restore from %s: %llu entries "
+				"vanished while being read (generation pruned "
+				"during the restore?); scratch %s is incomplete",
+				src, (unsigned long long)stats->changed,
+				scratch);
+		goto out;
+	}
+	stats->gen = gen;
+out:
+	json_object_put(root);
+	if (dfd >= 0)
+		close(dfd);
+	if (pfd >= 0)
+		close(pfd);
+	if (gfd >= 0)
+		close(gfd);
+	close(cfd);
+	stats->seconds = _now() - t0;
+	return rc;
+}
+
+/* ------------------------------------------------------------- verify -- */
+
+int rs_ckpt_verify(const char *ckpt_dir, rs_err_t *err)
+{
+	json_object *root = NULL, *gens;
+	char name[32], why[256];
+	unsigned nparts;
+	long latest, newest = -1;
+	size_t n;
+	int cfd, rc = 0, c;
+
+	rs_err_clear(err);
+	cfd = _open_own_dir(ckpt_dir, 0, err);
+	if (cfd < 0)
+		return cfd;
+	rc = rs_manifest_read_at(cfd, ckpt_dir, &root, err);
+	if (rc < 0)
+		goto out;
+	gens = rs_manifest_generations(root);
+	n = json_object_array_length(gens);
+	latest = _latest(cfd);
+	for (size_t i = 0; i < n; i++) {
+		long g = (long)_jint(json_object_array_get_idx(gens, i), "gen",
+				     -1);
+		if (g < 1) {
+			rc = rs_err_set(err, EUCLEAN, "verify %s: manifest "
+					"record %zu has no valid \"gen\"",
+					ckpt_dir, i);
+			goto out;
+		}
+		_gen_name(name, sizeof(name), g);
+		c = _complete(cfd, name, &nparts, NULL, why, sizeof(why));
+		if (c <= 0) {
+			rc = rs_err_set(err, EUCLEAN, "verify %s: %s is in the "
+					"manifest but incomplete: %s", ckpt_dir,
+					name, c < 0 ? strerror(-c) : why);
+			goto out;
+		}
+		if (g > newest)
+			newest = g;
+	}
+	if (latest < 1) {
+		char t[NAME_MAX + 1];
+		if (readlinkat(cfd, LATEST, t, sizeof(t)) >= 0 || n > 0) {
+			rc = rs_err_set(err, EUCLEAN, "verify %s: `latest` is "
+					"missing or not a generation, but %zu "
+					"generations are recorded", ckpt_dir, n);
+			goto out;
+		}
+		goto out; /* empty: nothing saved yet, consistent */
+	}
+	_gen_name(name, sizeof(name), latest);
+	c = _complete(cfd, name, &nparts, NULL, why, sizeof(why));
+	if (c <= 0) {
+		rc = rs_err_set(err, EUCLEAN, "verify %s: `latest` points to %s,"
+				" which is incomplete: %s", ckpt_dir, name,
+				c < 0 ? strerror(-c) : why);
+		goto out;
+	}
+	if (newest > latest) {
+		rc = rs_err_set(err, EUCLEAN, "verify %s: `latest` is %s but "
+				"the manifest records gen-%06ld", ckpt_dir, name,
+				newest);
+		goto out;
+	}
+	/* latest newer than every record: a save was interrupted between
+	 * its commit and its record; the next save writes the record. */
+	if (newest < latest)
+		rs_ckpt_warn("verify %s: %s is committed but not yet recorded "
+			     "in the manifest (the next save records it)",
+			     ckpt_dir, name);
+out:
+	json_object_put(root);
+	close(cfd);
+	return rc;
+}

@@ -1,0 +1,442 @@
+/* manifest.c - see include/manifest.h */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "manifest.h"
+
+/* Create every missing component of path with mode 0700 (mkdir -p).
+ * Components that exist are left alone: only what we create is ours. */
+static int _mkdir_p(const char *path, rs_err_t *err)
+{
+	char buf[PATH_MAX];
+	size_t n = strlen(path);
+	char *p;
+
+	if (n == 0 || n >= sizeof(buf))
+		return rs_err_set(err, ENAMETOOLONG, "create %s: path too long",
+				  path);
+	memcpy(buf, path, n + 1);
+	for (p = buf + 1; ; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		char c = *p;
+		*p = '\0';
+		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+			return rs_err_set(err, errno, "create directory %s: %s",
+					  buf, strerror(errno));
+		*p = c;
+		if (c == '\0')
+			break;
+	}
+	return 0;
+}
+
+int rs_manifest_open_dir(const char *ckpt_dir, int create, rs_err_t *err)
+{
+	struct stat st;
+	int fd = -1, rc;
+	int created = 0;
+
+	if (!ckpt_dir || !*ckpt_dir)
+		return rs_err_set(err, EINVAL, "checkpoint directory: empty path");
+	fd = open(ckpt_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT && create) {
+		rc = _mkdir_p(ckpt_dir, err);
+		if (rc < 0)
+			return rc;
+		created = 1;
+		fd = open(ckpt_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	if (fd < 0)
+		return rs_err_set(err, errno, "open checkpoint directory %s: %s",
+				  ckpt_dir, strerror(errno));
+	if (fstat(fd, &st) < 0) {
+		rc = rs_err_set(err, errno, "stat checkpoint directory %s: %s",
+				ckpt_dir, strerror(errno));
+		goto fail;
+	}
+	/* Someone else's directory could hold generations planted for us to
+	 * restore, or could be pruned under its owner's feet: refuse it. */
+	if (st.st_uid != geteuid()) {
+		rc = rs_err_set(err, EPERM,
+				"checkpoint directory %s: owned by uid %u, not by "
+				"the caller (uid %u); refusing to use it",
+				ckpt_dir, (unsigned)st.st_uid,
+				(unsigned)geteuid());
+		goto fail;
+	}
+	/* mkdir() honours the umask; the contract says 0700 exactly. */
+	if (created && fchmod(fd, 0700) < 0) {
+		rc = rs_err_set(err, errno, "chmod 0700 %s: %s", ckpt_dir,
+				strerror(errno));
+		goto fail;
+	}
+	return fd;
+fail:
+	close(fd);
+	return rc;
+}
+
+int rs_manifest_lock_timeout_ms(void)
+{
+	const char *s = getenv("RS_CKPT_LOCK_TIMEOUT");
+	char *end = NULL;
+	long v;
+
+	if (!s || !*s)
+		return 30000;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end || v < 1 || v > 3600)
+		return 30000;
+	return (int)(v * 1000);
+}
+
+static double _now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int rs_manifest_lock(int dirfd, const char *dir_path, int timeout_ms,
+		     int *lockfd, rs_err_t *err)
+{
+	double deadline = _now() + timeout_ms / 1000.0;
+	long sleep_us = 1000;
+	int fd;
+
+	*lockfd = -1;
+	fd = openat(dirfd, RS_MANIFEST_LOCK,
+		    O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return rs_err_set(err, errno, "open lock %s/%s: %s", dir_path,
+				  RS_MANIFEST_LOCK, strerror(errno));
+	/* Poll with LOCK_NB rather than block: a holder that hangs (a node
+	 * stuck on a dead file server) must not hang us with it. */
+	for (;;) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			break;
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			int e = errno;
+			close(fd);
+			return rs_err_set(err, e, "lock %s/%s: %s", dir_path,
+					  RS_MANIFEST_LOCK, strerror(e));
+		}
+		if (_now() >= deadline) {
+			close(fd);
+			return rs_err_set(err, ETIMEDOUT,
+					  "lock %s/%s: still held by another "
+					  "process after %d ms; giving up",
+					  dir_path, RS_MANIFEST_LOCK, timeout_ms);
+		}
+		usleep(sleep_us);
+		if (sleep_us < 50000)
+			sleep_us *= 2;
+	}
+	*lockfd = fd;
+	return 0;
+}
+
+void rs_manifest_unlock(int lockfd)
+{
+	if (lockfd >= 0)
+		close(lockfd); /* closing the only fd drops the flock */
+}
+
+int rs_manifest_read_json_at(int dirfd, const char *dir_path,
+			     const char *name, json_object **obj,
+			     rs_err_t *err)
+{
+	struct json_tokener *tok = NULL;
+	json_object *o = NULL;
+	char *buf = NULL;
+	struct stat st;
+	size_t len = 0;
+	int fd = -1, rc = 0;
+
+	*obj = NULL;
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		rc = rs_err_set(err, errno, "read %s/%s: %s", dir_path, name,
+				strerror(errno));
+		goto out;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size > RS_MANIFEST_MAX_BYTES) {
+		rc = rs_err_set(err, EBADMSG, "read %s/%s: not a regular file "
+				"of at most %u bytes", dir_path, name,
+				RS_MANIFEST_MAX_BYTES);
+		goto out;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		rc = rs_err_set(err, ENOMEM, "read %s/%s: out of memory",
+				dir_path, name);
+		goto out;
+	}
+	while (len < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = rs_err_set(err, errno, "read %s/%s: %s", dir_path,
+					name, strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	tok = json_tokener_new();
+	if (!tok) {
+		rc = rs_err_set(err, ENOMEM, "parse %s/%s: out of memory",
+				dir_path, name);
+		goto out;
+	}
+	o = json_tokener_parse_ex(tok, buf, (int)len);
+	if (!o || json_tokener_get_error(tok) != json_tokener_success ||
+	    tok->char_offset != (int)len ||
+	    !json_object_is_type(o, json_type_object)) {
+		rc = rs_err_set(err, EBADMSG, "parse %s/%s: not a JSON object "
+				"(%s)", dir_path, name,
+				json_tokener_error_desc(json_tokener_get_error(tok)));
+		goto out;
+	}
+	*obj = o;
+	o = NULL;
+out:
+	json_object_put(o);
+	if (tok)
+		json_tokener_free(tok);
+	free(buf);
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+/* Reject the keys this module owns when they have the wrong shape, so a
+ * hand-edited manifest fails loudly instead of being half understood. */
+static int _validate(json_object *root, const char *dir_path, rs_err_t *err)
+{
+	json_object *v = NULL;
+
+	if (!json_object_object_get_ex(root, "schema", &v) ||
+	    !json_object_is_type(v, json_type_int) ||
+	    json_object_get_int64(v) < 1)
+		return rs_err_set(err, EBADMSG, "manifest %s/%s: \"schema\" "
+				  "missing or not a positive integer", dir_path,
+				  RS_MANIFEST_NAME);
+	if (json_object_object_get_ex(root, "next_gen", &v) &&
+	    (!json_object_is_type(v, json_type_int) ||
+	     json_object_get_int64(v) < 1 ||
+	     json_object_get_int64(v) > 999999 + 1))
+		return rs_err_set(err, EBADMSG, "manifest %s/%s: \"next_gen\" "
+				  "is not an integer in 1..1000000", dir_path,
+				  RS_MANIFEST_NAME);
+	if (json_object_object_get_ex(root, "generations", &v) &&
+	    !json_object_is_type(v, json_type_array))
+		return rs_err_set(err, EBADMSG, "manifest %s/%s: "
+				  "\"generations\" is not an array", dir_path,
+				  RS_MANIFEST_NAME);
+	return 0;
+}
+
+int rs_manifest_read_at(int dirfd, const char *dir_path, json_object **root,
+			rs_err_t *err)
+{
+	json_object *o = NULL;
+	int rc;
+
+	*root = NULL;
+	rc = rs_manifest_read_json_at(dirfd, dir_path, RS_MANIFEST_NAME, &o,
+				      err);
+	if (rc == -ENOENT) {
+		o = json_object_new_object();
+		if (!o)
+			return rs_err_set(err, ENOMEM, "manifest: out of memory");
+		json_object_object_add(o, "schema",
+				       json_object_new_int(RS_MANIFEST_SCHEMA));
+		json_object_object_add(o, "next_gen", json_object_new_int(1));
+		json_object_object_add(o, "generations",
+				       json_object_new_array());
+		rs_err_clear(err);
+		*root = o;
+		return 0;
+	}
+	if (rc < 0)
+		return rc;
+	rc = _validate(o, dir_path, err);
+	if (rc < 0) {
+		json_object_put(o);
+		return rc;
+	}
+	*root = o;
+	return 0;
+}
+
+int rs_manifest_read(const char *ckpt_dir, json_object **root, rs_err_t *err)
+{
+	int fd, rc;
+
+	*root = NULL;
+	fd = rs_manifest_open_dir(ckpt_dir, 0, err);
+	if (fd < 0)
+		return fd;
+	rc = rs_manifest_read_at(fd, ckpt_dir, root, err);
+	close(fd);
+	return rc;
+}
+
+json_object *rs_manifest_generations(json_object *root)
+{
+	json_object *a = NULL;
+
+	if (json_object_object_get_ex(root, "generations", &a) &&
+	    json_object_is_type(a, json_type_array))
+		return a;
+	a = json_object_new_array();
+	json_object_object_add(root, "generations", a);
+	return a;
+}
+
+static int _write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int rs_manifest_write_json_at(int dirfd, const char *dir_path,
+			      const char *name, json_object *obj,
+			      rs_err_t *err)
+{
+	char tmp[NAME_MAX + 1];
+	const char *s;
+	size_t len = 0;
+	int fd = -1, rc = 0, e;
+
+	/* The pid keeps two writers on different nodes from sharing a temp
+	 * name; the caller's lock keeps them from racing on the rename. */
+	if (snprintf(tmp, sizeof(tmp), ".%s.tmp-%ld", name,
+		     (long)getpid()) >= (int)sizeof(tmp))
+		return rs_err_set(err, ENAMETOOLONG, "write %s/%s: name too "
+				  "long", dir_path, name);
+	s = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PRETTY |
+					      JSON_C_TO_STRING_NOSLASHESCAPE,
+					      &len);
+	if (!s)
+		return rs_err_set(err, ENOMEM, "write %s/%s: out of memory",
+				  dir_path, name);
+	unlinkat(dirfd, tmp, 0);
+	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+		    O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = rs_err_set(err, errno, "write %s/%s: %s", dir_path, tmp,
+				strerror(errno));
+		goto out;
+	}
+	if ((e = _write_all(fd, s, len)) < 0 || (e = _write_all(fd, "\n", 1)) < 0) {
+		rc = rs_err_set(err, -e, "write %s/%s: %s", dir_path, tmp,
+				strerror(-e));
+		goto out;
+	}
+	/* Data durable before the rename makes it visible, or a crash could
+	 * leave a zero-length file under the real name. */
+	if (fsync(fd) < 0) {
+		rc = rs_err_set(err, errno, "fsync %s/%s: %s", dir_path, tmp,
+				strerror(errno));
+		goto out;
+	}
+	if (close(fd) < 0) {
+		fd = -1;
+		rc = rs_err_set(err, errno, "write %s/%s: %s", dir_path, tmp,
+				strerror(errno));
+		goto out;
+	}
+	fd = -1;
+	if (renameat(dirfd, tmp, dirfd, name) < 0) {
+		rc = rs_err_set(err, errno, "rename %s/%s to %s: %s", dir_path,
+				tmp, name, strerror(errno));
+		goto out;
+	}
+	if (fsync(dirfd) < 0) {
+		rc = rs_err_set(err, errno, "fsync %s: %s", dir_path,
+				strerror(errno));
+		goto out;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	if (rc < 0)
+		unlinkat(dirfd, tmp, 0);
+	return rc;
+}
+
+int rs_manifest_write_at(int dirfd, const char *dir_path, json_object *root,
+			 rs_err_t *err)
+{
+	json_object *v = NULL;
+
+	if (json_object_object_get_ex(root, "schema", &v) &&
+	    json_object_get_int64(v) > RS_MANIFEST_SCHEMA)
+		return rs_err_set(err, EPROTONOSUPPORT, "write manifest %s/%s: "
+				  "schema %lld is newer than this program's (%d);"
+				  " not rewriting it", dir_path, RS_MANIFEST_NAME,
+				  (long long)json_object_get_int64(v),
+				  RS_MANIFEST_SCHEMA);
+	if (!v)
+		json_object_object_add(root, "schema",
+				       json_object_new_int(RS_MANIFEST_SCHEMA));
+	return rs_manifest_write_json_at(dirfd, dir_path, RS_MANIFEST_NAME,
+					 root, err);
+}
+
+int rs_manifest_update(const char *ckpt_dir, rs_manifest_fn fn, void *arg,
+		       rs_err_t *err)
+{
+	json_object *root = NULL;
+	int dfd = -1, lfd = -1, rc;
+
+	dfd = rs_manifest_open_dir(ckpt_dir, 1, err);
+	if (dfd < 0)
+		return dfd;
+	rc = rs_manifest_lock(dfd, ckpt_dir, rs_manifest_lock_timeout_ms(),
+			      &lfd, err);
+	if (rc < 0)
+		goto out;
+	rc = rs_manifest_read_at(dfd, ckpt_dir, &root, err);
+	if (rc < 0)
+		goto out;
+	rc = fn(root, arg, err);
+	if (rc < 0)
+		goto out;
+	if (rc == RS_MANIFEST_UNCHANGED) {
+		rc = 0;
+		goto out;
+	}
+	rc = rs_manifest_write_at(dfd, ckpt_dir, root, err);
+out:
+	json_object_put(root);
+	rs_manifest_unlock(lfd);
+	if (dfd >= 0)
+		close(dfd);
+	return rc;
+}
