@@ -59,7 +59,14 @@ FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 # The parsers under fuzz, and only what they need.
 FUZZ_LIB   := src/err.c src/spec.c src/path.c src/pattern.c src/policy.c
 
-.PHONY: all check unit unit-valgrind unit-asan symbols fuzz-smoke fuzz \
+# Debian 12 packages the build, the tests, the demo and the benchmarks need.
+DEB_PACKAGES := gcc make pkg-config libc6-dev libslurm-dev libcurl4-openssl-dev \
+  libjson-c-dev check valgrind clang libclang-rt-14-dev slurmd slurmctld \
+  slurm-client munge python3 python3-pytest procps rsync util-linux \
+  clickhouse-server clickhouse-client prometheus-pushgateway \
+  prometheus-alertmanager
+
+.PHONY: all deps check check-run suites unit unit-valgrind unit-asan symbols fuzz-smoke fuzz \
         integration install uninstall clean demo bench
 all: $(B)/resilience.so $(B)/slurm-resilience $(B)/resilience-supervisor
 
@@ -90,8 +97,29 @@ $(B)/tests/%: tests/unit/%.c $(B)/libresilience.a $(wildcard include/*.h)
 	@$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Wno-missing-prototypes -o $@ $< \
 	  $(B)/libresilience.a $(PKG_LIBS) $(CHECK_LIBS)
 
+# Install what is missing (as root, apt-get); a no-op when all is there.
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing" $$missing; \
+	  if [ "$$(id -u)" != 0 ]; then echo "deps: run as root to install them" >&2; exit 1; fi; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
 # ---------------------------------------------------------------- tests ---
-check: all unit unit-valgrind symbols fuzz-smoke integration
+check: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory check-run
+
+check-run: unit unit-valgrind symbols fuzz-smoke suites integration
+
+# Component suites that need real processes but no cluster: checkpoint
+# fault injection, the supervisor, the metrics receivers.
+SUITES := $(wildcard tests/fault/run tests/supervisor/run tests/metrics/run)
+suites: all
+	@set -e; for s in $(SUITES); do echo "== $$s"; $$s; done
 
 unit: $(UNIT_BIN) all
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; RS_BUILD=$(CURDIR)/$(B) $$t; done
@@ -142,8 +170,9 @@ integration: all
 bench: all
 	@set -e; for b in bench/*.sh; do echo "== $$b"; bash $$b; done
 
-demo: all
-	bash tests/integration/demo.sh
+demo: deps
+	@$(MAKE) --no-print-directory all
+	/usr/bin/python3 tests/integration/demo.py
 
 # -------------------------------------------------------------- install ---
 install: all
