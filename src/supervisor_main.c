@@ -1,0 +1,636 @@
+/*
+ * supervisor_main.c - resilience-supervisor: the process between slurmstepd
+ * and the job's application.  See docs/supervisor.md.
+ *
+ *   resilience-supervisor [OPTIONS] -- PROG [ARGS...]   fork, exec PROG
+ *   resilience-supervisor [OPTIONS] --pid PID           adopt child PID
+ *
+ * All signals are blocked from the first instruction and read from a
+ * signalfd, so one poll() loop sees signals, child exits and deadlines, and
+ * nothing runs in signal-handler context.  Decisions are made by the pure
+ * code in supervise.c; this file only carries them out.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ckpt.h"
+#include "err.h"
+#include "supervise.h"
+
+/* How often the ready file is looked for while waiting, and the end-time
+ * file re-read (it should live on a node-local file system). */
+#define READY_POLL_S     0.1
+#define END_FILE_POLL_S  2.0
+/* Upper bound on any single sleep, so a clock or logic slip cannot hang. */
+#define MAX_SLEEP_S      60.0
+
+/* What the save child sends back through its pipe: one write, below
+ * PIPE_BUF, so it arrives whole or not at all. */
+struct save_result {
+	int rc;
+	rs_ckpt_stats_t st;
+	char msg[RS_ERR_MAX];
+};
+
+static struct {
+	rs_supervise_opts_t o;
+	rs_supervise_sm_t sm;
+	int sfd;              /* signalfd for every signal */
+	sigset_t orig_mask;   /* the mask we were started with (PROG gets it) */
+	int chld_ignored;     /* SIGCHLD was SIG_IGN at start (PROG gets it) */
+	pid_t self, my_pgrp;
+	pid_t app;            /* the application */
+	int app_done, app_status;
+	pid_t save_pid;       /* the save child, or 0 */
+	int save_fd;          /* read end of its result pipe, or -1 */
+	int save_aborted;     /* killed for running past --save-timeout */
+	double save_t0;
+	double end_unix;      /* last end time seen (0 = unknown) */
+	double next_end_check;
+	int status_warned;    /* one complaint about the status file is enough */
+} S = { .sfd = -1, .save_fd = -1 };
+
+static double _now(clockid_t c)
+{
+	struct timespec ts;
+
+	clock_gettime(c, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double _mono(void) { return _now(CLOCK_MONOTONIC); }
+static double _real(void) { return _now(CLOCK_REALTIME); }
+
+/* One line to stderr, in one write(2) so it does not interleave with the
+ * application's output mid-line. */
+static void _say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void _say(const char *fmt, ...)
+{
+	char buf[2048];
+	va_list ap;
+	int n = snprintf(buf, sizeof(buf), "resilience: ");
+
+	va_start(ap, fmt);
+	n += vsnprintf(buf + n, sizeof(buf) - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	if (n > (int)sizeof(buf) - 2)
+		n = (int)sizeof(buf) - 2;
+	buf[n++] = '\n';
+	if (write(STDERR_FILENO, buf, (size_t)n) < 0) {
+		/* nowhere left to complain */
+	}
+}
+
+static void _write_all(int fd, const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t w = write(fd, buf, len);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return;
+		buf += w;
+		len -= (size_t)w;
+	}
+}
+
+/* ------------------------------------------------------- status file --- */
+
+static void _status_fill(rs_supervise_status_t *st, rs_supervise_status_event_t ev)
+{
+	memset(st, 0, sizeof(*st));
+	st->event = ev;
+	st->time = _real();
+	st->pid = S.self;
+	snprintf(st->job, sizeof(st->job), "%s", S.o.job_id ? S.o.job_id : "");
+	snprintf(st->node, sizeof(st->node), "%s", S.o.node ? S.o.node : "");
+	st->attempt = S.o.attempt;
+	st->part = S.o.part;
+	st->nparts = S.o.nparts;
+	st->reason = S.sm.reason;
+	st->seq = S.sm.seq;
+	st->gen = -1;
+}
+
+static void _status_append(const rs_supervise_status_t *st)
+{
+	char line[RS_SUPERVISE_STATUS_MAX];
+	int n, fd;
+
+	if (!S.o.status)
+		return;
+	n = rs_supervise_status_format(st, line, sizeof(line));
+	if (n < 0)
+		return;
+	fd = open(S.o.status, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		if (!S.status_warned++)
+			_say("status file %s: %s", S.o.status, strerror(errno));
+		return;
+	}
+	/* O_APPEND + one write: concurrent supervisors' lines stay whole. */
+	if (write(fd, line, (size_t)n) != n && !S.status_warned++)
+		_say("status file %s: short write", S.o.status);
+	close(fd);
+}
+
+/* ----------------------------------------------------------- the save --- */
+
+static void _save_child(int wfd)
+{
+	struct save_result res;
+	rs_ckpt_meta_t meta = {
+		.job_id = S.o.job_id,
+		.attempt = S.o.attempt,
+		.seq = S.sm.seq,
+		.node = S.o.node,
+		.reason = rs_supervise_reason_name(S.sm.reason),
+		.part = S.o.part,
+		.nparts = S.o.nparts,
+	};
+	rs_err_t err;
+
+	/* A save must not outlive its task: Slurm considers the step over. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != S.self)
+		_exit(1);
+	close(S.sfd);
+	memset(&res, 0, sizeof(res));
+	rs_err_clear(&err);
+	res.rc = rs_ckpt_save(S.o.scratch, S.o.ckpt_dir, S.o.keep, &meta, &res.st, &err);
+	snprintf(res.msg, sizeof(res.msg), "%s", err.msg);
+	_write_all(wfd, (const char *)&res, sizeof(res));
+	_exit(0);
+}
+
+static void _report_save(const struct save_result *res, const char *why)
+{
+	rs_supervise_status_t st;
+	char line[RS_ERR_MAX + 512];
+
+	_status_fill(&st, RS_SUPERVISE_ST_SAVE);
+	if (res && res->rc == 0) {
+		st.ok = 1;
+		st.gen = res->st.gen;
+		st.published = res->st.published;
+		st.files = res->st.files;
+		st.copied = res->st.bytes_copied;
+		st.linked = res->st.bytes_linked;
+		st.seconds = res->st.seconds;
+	} else {
+		st.ok = 0;
+		st.seconds = _mono() - S.save_t0;
+		if (res)
+			snprintf(st.error, sizeof(st.error), "%s",
+				 res->msg[0] ? res->msg : strerror(-res->rc));
+		else
+			snprintf(st.error, sizeof(st.error), "%s", why);
+	}
+	rs_supervise_format_save(&st, S.o.scratch, S.o.ckpt_dir, line, sizeof(line));
+	_write_all(STDERR_FILENO, line, strlen(line));
+	_status_append(&st);
+}
+
+static void _start_save(void)
+{
+	int p[2];
+	pid_t pid;
+
+	S.save_t0 = _mono();
+	S.save_aborted = 0;
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		char why[128];
+
+		snprintf(why, sizeof(why), "pipe: %s", strerror(errno));
+		_report_save(NULL, why);
+		rs_supervise_sm_event(&S.sm, RS_SUPERVISE_EV_SAVE_DONE, _mono());
+		return;
+	}
+	pid = fork();
+	if (pid == 0) {
+		close(p[0]);
+		_save_child(p[1]);
+	}
+	close(p[1]);
+	if (pid < 0) {
+		char why[128];
+
+		snprintf(why, sizeof(why), "fork: %s", strerror(errno));
+		close(p[0]);
+		_report_save(NULL, why);
+		rs_supervise_sm_event(&S.sm, RS_SUPERVISE_EV_SAVE_DONE, _mono());
+		return;
+	}
+	S.save_pid = pid;
+	S.save_fd = p[0];
+}
+
+/* The save child was reaped with status ws: collect what it sent. */
+static void _finish_save(int ws)
+{
+	struct save_result res;
+	ssize_t r;
+	char why[256];
+
+	do {
+		r = read(S.save_fd, &res, sizeof(res));
+	} while (r < 0 && errno == EINTR);
+	close(S.save_fd);
+	S.save_fd = -1;
+	S.save_pid = 0;
+	if (r == (ssize_t)sizeof(res)) {
+		_report_save(&res, NULL);
+	} else {
+		if (S.save_aborted)
+			snprintf(why, sizeof(why), "timed out after %.0f s (--save-timeout)",
+				 S.o.save_timeout);
+		else if (WIFSIGNALED(ws))
+			snprintf(why, sizeof(why), "the save process died of signal %d (%s)",
+				 WTERMSIG(ws), strsignal(WTERMSIG(ws)));
+		else
+			snprintf(why, sizeof(why), "the save process exited with %d without a result",
+				 WEXITSTATUS(ws));
+		_report_save(NULL, why);
+	}
+	rs_supervise_sm_event(&S.sm, RS_SUPERVISE_EV_SAVE_DONE, _mono());
+}
+
+/* -------------------------------------------------------------- events --- */
+
+static void _act(rs_supervise_action_t a)
+{
+	rs_supervise_status_t st;
+
+	switch (a) {
+	case RS_SUPERVISE_NONE:
+		return;
+	case RS_SUPERVISE_BEGIN:
+		/* A stale ready file must not count as this sequence's answer:
+		 * remove it before the application hears the warning. */
+		if (S.sm.saver && S.o.ready && unlink(S.o.ready) < 0 && errno != ENOENT)
+			_say("ready file %s: %s", S.o.ready, strerror(errno));
+		if (S.sm.reason != RS_SUPERVISE_SIGNAL && !S.app_done)
+			kill(S.app, S.o.signal);
+		if (S.sm.saver) {
+			_status_fill(&st, RS_SUPERVISE_ST_WARNING);
+			_status_append(&st);
+		}
+		return;
+	case RS_SUPERVISE_SAVE:
+		_start_save();
+		return;
+	case RS_SUPERVISE_ABORT_SAVE:
+		if (S.save_pid > 0) {
+			S.save_aborted = 1;
+			kill(S.save_pid, SIGKILL);
+		}
+		return;
+	}
+}
+
+static void _feed(rs_supervise_event_t ev)
+{
+	_act(rs_supervise_sm_event(&S.sm, ev, _mono()));
+}
+
+/* Reap every child that is done; the signalfd's SIGCHLD only says "some". */
+static void _reap(void)
+{
+	for (;;) {
+		int ws;
+		pid_t pid = waitpid(-1, &ws, WNOHANG);
+
+		if (pid < 0 && errno == EINTR)
+			continue;
+		if (pid <= 0)
+			return;
+		if (pid == S.app && !S.app_done) {
+			S.app_done = 1;
+			S.app_status = ws;
+			_feed(RS_SUPERVISE_EV_APP_EXIT);
+		} else if (pid == S.save_pid) {
+			_finish_save(ws);
+		}
+		/* Anything else: an orphan we inherited; reaping it is our job. */
+	}
+}
+
+static void _forward(const struct signalfd_siginfo *si)
+{
+	int sig = (int)si->ssi_signo;
+	pid_t app_pgrp = 0;
+
+	if (S.app_done)
+		return; /* its pid may already belong to someone else */
+	if (si->ssi_code == SI_KERNEL)
+		app_pgrp = getpgid(S.app);
+	if (!rs_supervise_should_forward(sig, si->ssi_code, (pid_t)si->ssi_pid,
+					 S.self, S.app, S.my_pgrp, app_pgrp))
+		return;
+	if (si->ssi_code == SI_QUEUE) {
+		/* Keep the value sigqueue(3) senders attached. */
+		union sigval v = { .sival_ptr = (void *)(uintptr_t)si->ssi_ptr };
+
+		sigqueue(S.app, sig, v);
+	} else {
+		kill(S.app, sig);
+	}
+}
+
+static void _on_signal(const struct signalfd_siginfo *si)
+{
+	int sig = (int)si->ssi_signo;
+
+	if (sig == SIGCHLD && si->ssi_code > 0) {
+		_reap();
+		return;
+	}
+	/* Only a warning from outside starts a sequence; the order matters:
+	 * the ready file goes before the application hears the signal. */
+	if (sig == S.o.signal && si->ssi_pid != (uint32_t)S.self &&
+	    si->ssi_pid != (uint32_t)S.app)
+		_feed(RS_SUPERVISE_EV_WARNING);
+	_forward(si);
+	if (sig == SIGTERM)
+		_feed(RS_SUPERVISE_EV_TERM);
+}
+
+static void _read_signals(void)
+{
+	struct signalfd_siginfo si[16];
+
+	for (;;) {
+		ssize_t r = read(S.sfd, si, sizeof(si));
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return;
+		for (size_t i = 0; i < (size_t)r / sizeof(si[0]); i++)
+			_on_signal(&si[i]);
+	}
+}
+
+/* End time on the monotonic clock, from a UNIX time. */
+static double _end_mono(double end_unix)
+{
+	return end_unix > 0 ? _mono() + (end_unix - _real()) : 0;
+}
+
+static void _check_end_file(void)
+{
+	char buf[64];
+	double end;
+	ssize_t n;
+	int fd;
+
+	S.next_end_check = _mono() + END_FILE_POLL_S;
+	fd = open(S.o.end_time_file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return; /* not written yet: keep what we know */
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0)
+		return;
+	buf[n] = '\0';
+	if (rs_supervise_parse_end_time(buf, &end, NULL) < 0)
+		return; /* half-written or garbage: try again next time */
+	/* Convert only on change: re-converting each time would jitter. */
+	if (end != S.end_unix) {
+		S.end_unix = end;
+		rs_supervise_sm_set_end(&S.sm, _end_mono(end));
+	}
+}
+
+/* ------------------------------------------------------------- leaving --- */
+
+static void _leave(void) __attribute__((noreturn));
+static void _leave(void)
+{
+	rs_supervise_exit_t x;
+	rs_supervise_status_t st;
+	sigset_t one;
+
+	if (rs_supervise_exit_of(S.app_status, &x) < 0)
+		_exit(1);
+	_status_fill(&st, RS_SUPERVISE_ST_EXIT);
+	st.sig = x.sig;
+	st.code = x.code;
+	st.core = x.core;
+	_status_append(&st);
+	if (!x.sig)
+		_exit(x.code);
+	if (x.core)
+		_say("the application (pid %d) was killed by signal %d (%s) and dumped core; "
+		     "the supervisor dies of the same signal without a core of its own",
+		     (int)S.app, x.sig, strsignal(x.sig));
+	/* Non-dumpable: the kernel skips our core dump entirely (no file, no
+	 * core_pattern helper), so the application's core, often named just
+	 * "core" in the same folder, is not overwritten by ours.  The price:
+	 * WCOREDUMP is not set on our status; docs/supervisor.md. */
+	prctl(PR_SET_DUMPABLE, 0);
+	signal(x.sig, SIG_DFL);
+	kill(S.self, x.sig);
+	sigemptyset(&one);
+	sigaddset(&one, x.sig);
+	sigprocmask(SIG_UNBLOCK, &one, NULL);
+	/* Only reached for signals whose default action is not to terminate. */
+	_exit(128 + x.sig);
+}
+
+/* --------------------------------------------------------------- setup --- */
+
+static void _restore_for_exec(void)
+{
+	if (S.chld_ignored)
+		signal(SIGCHLD, SIG_IGN);
+	sigprocmask(SIG_SETMASK, &S.orig_mask, NULL);
+}
+
+/* The supervisor could not set itself up: let the application run anyway. */
+static void _exec_unsupervised(char **argv) __attribute__((noreturn));
+static void _exec_unsupervised(char **argv)
+{
+	_say("running %s unsupervised (no signal forwarding, no checkpoints)", argv[0]);
+	_restore_for_exec();
+	execvp(argv[0], argv);
+	_say("execve(): %s: %s", argv[0], strerror(errno));
+	_exit(errno);
+}
+
+/* Our copies of stdin/stdout would keep the application's pipes open after
+ * it closed them (a reader would wait for EOF); stderr stays for our lines. */
+static void _drop_stdio(void)
+{
+	int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	dup2(fd, STDIN_FILENO);
+	dup2(fd, STDOUT_FILENO);
+	if (fd > STDERR_FILENO)
+		close(fd);
+}
+
+static int _poll_timeout_ms(void)
+{
+	double now = _mono();
+	double next = rs_supervise_sm_next(&S.sm);
+	double wait = MAX_SLEEP_S;
+
+	if (next > 0)
+		wait = next - now;
+	if (S.sm.phase == RS_SUPERVISE_WAITING && S.o.ready && wait > READY_POLL_S)
+		wait = READY_POLL_S;
+	if (S.o.end_time_file && !S.app_done && wait > S.next_end_check - now)
+		wait = S.next_end_check - now;
+	if (wait > MAX_SLEEP_S)
+		wait = MAX_SLEEP_S;
+	if (wait < 0)
+		wait = 0;
+	/* Round up: waking a hair early would only spin once more. */
+	return (int)(wait * 1000) + 1;
+}
+
+int main(int argc, char **argv)
+{
+	struct sigaction sa;
+	sigset_t all;
+	rs_err_t err;
+	int ws;
+
+	/* First of all: from here on no signal is lost or acted on by default. */
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &S.orig_mask);
+	S.self = getpid();
+	S.my_pgrp = getpgrp();
+
+	/* Inherited SIG_IGN for SIGCHLD would make the kernel reap the
+	 * application behind our back and lose its status. */
+	if (sigaction(SIGCHLD, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN)
+		S.chld_ignored = 1;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	sigaction(SIGCHLD, &sa, NULL);
+
+	if (rs_supervise_parse(argc, argv, &S.o, &err) < 0) {
+		pid_t pid = S.o.pid;
+		char **app = S.o.argv;
+
+		_say("supervisor: %s", err.msg);
+		if (!pid && !app)
+			return 2;
+		/* A plugin/supervisor mismatch must not cost the job: still
+		 * forward signals and pass the status through, no checkpoints. */
+		_say("supervisor: checkpoints disabled, forwarding signals only");
+		rs_supervise_opts_init(&S.o);
+		S.o.role = RS_SUPERVISE_FORWARD;
+		S.o.pid = (pid && app) ? 0 : pid;
+		S.o.argv = app;
+	}
+
+	S.sfd = signalfd(-1, &all, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (S.sfd < 0) {
+		_say("supervisor: signalfd: %s", strerror(errno));
+		if (S.o.argv)
+			_exec_unsupervised(S.o.argv);
+		/* Adopted child: all we can still do is pass its status on. */
+		while (waitpid(S.o.pid, &ws, 0) < 0)
+			if (errno != EINTR)
+				return 1;
+		S.app_status = ws;
+		_leave();
+	}
+
+	if (S.o.argv) {
+		pid_t pid = fork();
+
+		if (pid < 0) {
+			_say("supervisor: fork: %s", strerror(errno));
+			close(S.sfd);
+			_exec_unsupervised(S.o.argv);
+		}
+		if (pid == 0) {
+			_restore_for_exec();
+			execvp(S.o.argv[0], S.o.argv);
+			/* What slurmstepd itself does when execve fails. */
+			_say("execve(): %s: %s", S.o.argv[0], strerror(errno));
+			_exit(errno);
+		}
+		S.app = pid;
+	} else {
+		pid_t r;
+
+		S.app = S.o.pid;
+		do {
+			r = waitpid(S.app, &ws, WNOHANG);
+		} while (r < 0 && errno == EINTR);
+		if (r < 0) {
+			_say("supervisor: pid %d is not a child of the supervisor: %s",
+			     (int)S.app, strerror(errno));
+			return 1;
+		}
+		if (r == S.app) {
+			S.app_done = 1;
+			S.app_status = ws;
+		}
+	}
+	_drop_stdio();
+
+	if (S.o.end_time_file) {
+		S.end_unix = 0;
+		rs_supervise_sm_init(&S.sm, &S.o, _mono(), 0);
+		_check_end_file();
+	} else {
+		S.end_unix = S.o.end_time;
+		rs_supervise_sm_init(&S.sm, &S.o, _mono(), _end_mono(S.o.end_time));
+	}
+	if (S.app_done)
+		_feed(RS_SUPERVISE_EV_APP_EXIT);
+
+	for (;;) {
+		struct pollfd pfd = { .fd = S.sfd, .events = POLLIN };
+		rs_supervise_action_t a;
+		int n;
+
+		_reap();
+		while ((a = rs_supervise_sm_event(&S.sm, RS_SUPERVISE_EV_TICK, _mono())))
+			_act(a);
+		if (S.app_done && S.sm.phase == RS_SUPERVISE_IDLE && !S.save_pid)
+			break;
+		n = poll(&pfd, 1, _poll_timeout_ms());
+		if (n < 0 && errno != EINTR) {
+			_say("supervisor: poll: %s", strerror(errno));
+			break;
+		}
+		if (n > 0)
+			_read_signals();
+		if (S.sm.phase == RS_SUPERVISE_WAITING && S.o.ready &&
+		    access(S.o.ready, F_OK) == 0)
+			_feed(RS_SUPERVISE_EV_READY);
+		if (S.o.end_time_file && !S.app_done && _mono() >= S.next_end_check)
+			_check_end_file();
+	}
+	if (!S.app_done) {
+		/* poll failed: fall back to a plain wait for the application. */
+		while (waitpid(S.app, &ws, 0) < 0)
+			if (errno != EINTR)
+				return 1;
+		S.app_status = ws;
+	}
+	_leave();
+}
