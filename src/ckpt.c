@@ -501,7 +501,8 @@ static time_t _staging_age(int cfd, const char *name, time_t now)
 		return now - newest;
 	}
 	while ((de = readdir(d)))
-		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		if (strcmp(de->d_name, "..") &&
+		    fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 		    st.st_mtime > newest)
 			newest = st.st_mtime;
 	closedir(d);
