@@ -706,16 +706,56 @@ static int _set_latest(int cfd, const char *dir_path, const char *target,
 	return 0;
 }
 
+/* After the commit: record generation gen in the manifest, drop the
+ * records beyond `keep` (oldest first), write it, then move the pruned
+ * directories to the trash.  Records go before directories, so a crash in
+ * between leaves directories the next save removes, never records without
+ * data. */
+static int _record_and_prune(struct ctx *c, json_object *root, long gen,
+			     unsigned keep, rs_err_t *err)
+{
+	json_object *gens = rs_manifest_generations(root), *rec = NULL;
+	struct names prune = { 0 };
+	char pn[32];
+	size_t n;
+	int rc;
+
+	rc = _record(c->cfd, c->dir_path, gen, &rec, err);
+	if (rc < 0)
+		return rc;
+	_insert_sorted(gens, rec);
+	json_object_object_add(root, "next_gen", json_object_new_int64(gen + 1));
+	for (n = json_object_array_length(gens); n > keep; n--) {
+		json_object *r = json_object_array_get_idx(gens, 0);
+		_gen_name(pn, sizeof(pn), (long)_jint(r, "gen", 0));
+		if (_names_add(&prune, pn) < 0) {
+			rc = rs_err_set(err, ENOMEM, "out of memory");
+			goto out;
+		}
+		json_object_array_del_idx(gens, 0, 1);
+	}
+	rc = rs_manifest_write_at(c->cfd, c->dir_path, root, err);
+	if (rc < 0)
+		goto out;
+	_fault("manifest");
+	for (size_t i = 0; i < prune.n && rc == 0; i++) {
+		rc = _trash(c->cfd, c->dir_path, prune.v[i], &c->trash, err);
+		_fault("prune");
+	}
+out:
+	_names_free(&prune);
+	return rc;
+}
+
 /* Publish staging directory stg as the next generation and prune (lock
  * held, all parts present).  *gen_out gets its number. */
 static int _publish(struct ctx *c, const char *stg, unsigned keep,
 		    long *gen_out, rs_err_t *err)
 {
-	json_object *root = NULL, *gens, *rec = NULL;
-	char name[32], path[NAME_MAX + 1];
+	json_object *root = NULL;
+	char name[32];
 	struct dirent *de;
 	long gen;
-	size_t n;
 	int rc, sfd = -1;
 	DIR *d = NULL;
 	struct names junk = { 0 };
@@ -733,14 +773,13 @@ static int _publish(struct ctx *c, const char *stg, unsigned keep,
 			if (strstr(de->d_name, ".tmp-"))
 				_names_add(&junk, de->d_name);
 		for (size_t i = 0; i < junk.n; i++)
-			rs_ckpt_tree_remove(sfd, junk.v[i], err);
+			rs_ckpt_tree_remove(sfd, junk.v[i], NULL);
 		closedir(d);
 		sfd = -1;
 	} else if (sfd >= 0) {
 		close(sfd);
 		sfd = -1;
 	}
-	gens = rs_manifest_generations(root);
 	gen = (long)_jint(root, "next_gen", 1);
 	if (gen > GEN_MAX) {
 		rc = rs_err_set(err, EOVERFLOW, "publish %s/%s: generation "
@@ -764,47 +803,19 @@ static int _publish(struct ctx *c, const char *stg, unsigned keep,
 	if (rc < 0)
 		goto out;
 	_fault("latest");
-	/* Committed.  The record is bookkeeping: if writing it fails, the
-	 * next save writes it from the sidecars (see _repair). */
-	rc = _record(c->cfd, c->dir_path, gen, &rec, err);
-	if (rc < 0)
-		goto out;
-	_insert_sorted(gens, rec);
-	rec = NULL;
-	json_object_object_add(root, "next_gen", json_object_new_int64(gen + 1));
-	/* Keep: the newest `keep` generations stay, oldest go first.  The
-	 * records go before the directories, so a crash in between leaves
-	 * directories the next save removes, never records without data. */
-	n = json_object_array_length(gens);
-	struct names prune = { 0 };
-	while (n > keep) {
-		json_object *r = json_object_array_get_idx(gens, 0);
-		char pn[32];
-		_gen_name(pn, sizeof(pn), (long)_jint(r, "gen", 0));
-		if (_names_add(&prune, pn) < 0) {
-			_names_free(&prune);
-			rc = rs_err_set(err, ENOMEM, "out of memory");
-			goto out;
-		}
-		json_object_array_del_idx(gens, 0, 1);
-		n--;
-	}
-	rc = rs_manifest_write_at(c->cfd, c->dir_path, root, err);
-	if (rc < 0) {
-		_names_free(&prune);
-		goto out;
-	}
-	_fault("manifest");
-	for (size_t i = 0; i < prune.n && rc == 0; i++) {
-		snprintf(path, sizeof(path), "%s", prune.v[i]);
-		rc = _trash(c->cfd, c->dir_path, path, &c->trash, err);
-		_fault("prune");
-	}
-	_names_free(&prune);
 	*gen_out = gen;
+	/* Committed.  What follows is bookkeeping: if it fails (a full disk
+	 * can fail the manifest write), the save still succeeded; the next
+	 * save writes the record from the sidecars and prunes (_repair). */
+	rc = _record_and_prune(c, root, gen, keep, err);
+	if (rc < 0) {
+		rs_ckpt_warn("checkpoint %s: gen-%06ld is committed, but: %s",
+			     c->dir_path, gen, err->msg);
+		rs_err_clear(err);
+		rc = 0;
+	}
 out:
 	_names_free(&junk);
-	json_object_put(rec);
 	json_object_put(root);
 	return rc;
 }
