@@ -42,7 +42,7 @@ typedef struct stub {
 
 /* Header value of name in the recorded request (case-insensitive), or
  * NULL; copied into out. */
-static const char *stub_header(stub_t *s, const char *name, char *out, size_t size)
+__attribute__((unused)) static const char *stub_header(stub_t *s, const char *name, char *out, size_t size)
 {
 	const char *p = s->headers;
 	size_t n = strlen(name);
@@ -156,7 +156,7 @@ static void *_stub_main(void *arg)
 }
 
 /* Start a stub answering status/body. */
-static stub_t *stub_start(stub_mode_t mode, int status, const char *body)
+__attribute__((unused)) static stub_t *stub_start(stub_mode_t mode, int status, const char *body)
 {
 	stub_t *s = calloc(1, sizeof(*s));
 	struct sockaddr_in a = { 0 };
@@ -179,7 +179,7 @@ static stub_t *stub_start(stub_mode_t mode, int status, const char *body)
 	return s;
 }
 
-static int stub_requests(stub_t *s)
+__attribute__((unused)) static int stub_requests(stub_t *s)
 {
 	int n;
 	pthread_mutex_lock(&s->mu);
@@ -188,7 +188,7 @@ static int stub_requests(stub_t *s)
 	return n;
 }
 
-static void stub_stop(stub_t *s)
+__attribute__((unused)) static void stub_stop(stub_t *s)
 {
 	if (!s)
 		return;
@@ -201,7 +201,7 @@ static void stub_stop(stub_t *s)
 }
 
 /* A loopback port nobody listens on (bound, then closed). */
-static int stub_dead_port(void)
+__attribute__((unused)) static int stub_dead_port(void)
 {
 	struct sockaddr_in a = { 0 };
 	socklen_t al = sizeof(a);
