@@ -256,7 +256,7 @@ static void _finish_save(int ws)
 		_report_save(&res, NULL);
 	} else {
 		if (S.save_aborted)
-			snprintf(why, sizeof(why), "timed out after %.0f s (--save-timeout)",
+			snprintf(why, sizeof(why), "timed out after %g s (--save-timeout)",
 				 S.o.save_timeout);
 		else if (WIFSIGNALED(ws))
 			snprintf(why, sizeof(why), "the save process died of signal %d (%s)",
