@@ -11,6 +11,7 @@ int rs_cli_check(int argc, char **argv);   /* check SPEC          (cli.c) */
 int rs_cli_config(int argc, char **argv);  /* config ARGS...      (cli.c) */
 int rs_cli_ckpt(int argc, char **argv);    /* ckpt save|restore|list|verify|ready */
 int rs_cli_flush(int argc, char **argv);   /* flush the metrics spool */
+int rs_cli_metrics(int argc, char **argv); /* metrics emit|list|check (cli_flush.c) */
 int rs_cli_status(int argc, char **argv);  /* status JOBID|CKPT_DIR */
 
 #endif
