@@ -1,0 +1,137 @@
+#!/bin/bash
+# Checkpoint engine benchmark: `slurm-resilience ckpt save` against cp and
+# rsync on the same tree, warm page cache, medians of RUNS runs.
+#
+#   bash bench/ckpt.sh
+#   NSMALL=5000 SMALL_KB=16 NBIG=4 BIG_MB=64 RUNS=5 CHANGE_PCT=1 \
+#   BENCH_DIR=/var/tmp RS_CLI=build/slurm-resilience bash bench/ckpt.sh
+#
+# Full save      vs  cp -a && sync (the floor), rsync -a --fsync, rsync -a
+# Incremental    vs  rsync -a --fsync --link-dest=PREV, rsync -a --delete
+#                    (in place), after changing CHANGE_PCT % of the small
+#                    files before each run
+# Targets (issue 3, 2 cores, warm cache): full <= 1.2x cp -a && sync,
+# >= 3x faster than rsync -a --fsync; incremental >= 4x faster than
+# rsync --link-dest.  Results and where the time goes: docs/performance.md.
+set -eu
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+CLI=${RS_CLI:-$here/build/slurm-resilience}
+NSMALL=${NSMALL:-5000}
+SMALL_KB=${SMALL_KB:-16}
+NBIG=${NBIG:-4}
+BIG_MB=${BIG_MB:-64}
+RUNS=${RUNS:-5}
+CHANGE_PCT=${CHANGE_PCT:-1}
+BENCH_DIR=${BENCH_DIR:-${TMPDIR:-/tmp}}
+
+[ -x "$CLI" ] || { echo "bench: no CLI at $CLI (make, or set RS_CLI)" >&2; exit 1; }
+command -v rsync >/dev/null || { echo "bench: rsync is not installed" >&2; exit 1; }
+
+W=$(mktemp -d "$BENCH_DIR/rs-bench.XXXXXX")
+trap 'rm -rf "$W"' EXIT
+SRC=$W/src
+
+now() { date +%s.%N; }
+# t VAR CMD...: run CMD, append its wall time to array VAR
+t() {
+	local var=$1 t0 t1
+	shift
+	t0=$(now)
+	"$@" >/dev/null
+	t1=$(now)
+	eval "$var+=(\$(echo \"$t1 - $t0\" | bc -l))"
+}
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+fmt() { printf '%8.3f s' "$1"; }
+ratio() { echo "$1 / $2" | bc -l; }
+# clean slate between timed runs: remove, then flush so the removal's
+# journal writes are not billed to the next tool
+fresh() { rm -rf "$@"; sync; }
+
+echo "== tree: $NSMALL x $SMALL_KB KiB + $NBIG x $BIG_MB MiB in $W ($(df -T "$W" | awk 'NR==2 {print $2}'), $(nproc) cores)"
+mkdir -p "$SRC"
+per_dir=100
+for ((i = 0; i < NSMALL; i++)); do
+	d=$SRC/d$((i / per_dir))
+	[ -d "$d" ] || mkdir "$d"
+	head -c $((SMALL_KB * 1024)) /dev/urandom > "$d/f$i"
+done
+for ((i = 0; i < NBIG; i++)); do
+	head -c $((BIG_MB * 1024 * 1024)) /dev/urandom > "$SRC/big$i"
+done
+cat $(find "$SRC" -type f) > /dev/null   # warm the page cache
+sync
+echo "   $(du -sh "$SRC" | cut -f1), $(find "$SRC" | wc -l) entries"
+
+# ------------------------------------------------------------- full save
+declare -a T_CKPT=() T_FSYNC=() T_CP=() T_RSF=() T_RS=()
+for ((r = 0; r < RUNS; r++)); do
+	fresh "$W/ck"; t T_CKPT "$CLI" ckpt save "$SRC" "$W/ck" --keep 1
+	fresh "$W/ck"; t T_FSYNC env RS_CKPT_SYNC=fsync "$CLI" ckpt save "$SRC" "$W/ck" --keep 1
+	fresh "$W/cp"; t T_CP sh -c "cp -a '$SRC' '$W/cp' && sync"
+	fresh "$W/rf"; t T_RSF rsync -a --fsync "$SRC/" "$W/rf/"
+	fresh "$W/rs"; t T_RS rsync -a "$SRC/" "$W/rs/"
+done
+fresh "$W/ck" "$W/cp" "$W/rf" "$W/rs"
+m_ckpt=$(median "${T_CKPT[@]}"); m_fsync=$(median "${T_FSYNC[@]}")
+m_cp=$(median "${T_CP[@]}"); m_rsf=$(median "${T_RSF[@]}"); m_rs=$(median "${T_RS[@]}")
+
+echo "== full save, median of $RUNS"
+echo "   ckpt save (syncfs, default)     $(fmt "$m_ckpt")"
+echo "   ckpt save (RS_CKPT_SYNC=fsync)  $(fmt "$m_fsync")"
+echo "   cp -a && sync                   $(fmt "$m_cp")"
+echo "   rsync -a --fsync                $(fmt "$m_rsf")"
+echo "   rsync -a (not durable)          $(fmt "$m_rs")"
+
+# ------------------------------------------------------ incremental save
+nchange=$(( NSMALL * CHANGE_PCT / 100 )); [ $nchange -ge 1 ] || nchange=1
+"$CLI" ckpt save "$SRC" "$W/ck" --keep 1000 >/dev/null
+rsync -a "$SRC/" "$W/ld0/"
+rsync -a "$SRC/" "$W/inplace/"
+sync
+declare -a I_CKPT=() I_PRUNE=() I_LD=() I_IP=()
+prev=$W/ld0
+for ((r = 1; r <= RUNS; r++)); do
+	# a different CHANGE_PCT % of the small files each run, same size,
+	# new content and mtime, as an application rewriting its state
+	for ((k = 0; k < nchange; k++)); do
+		i=$(( (r * 7919 + k * (NSMALL / nchange)) % NSMALL ))
+		head -c $((SMALL_KB * 1024)) /dev/urandom > "$SRC/d$((i / per_dir))/f$i"
+	done
+	sync
+	t I_CKPT "$CLI" ckpt save "$SRC" "$W/ck" --keep 1000
+	t I_LD rsync -a --fsync --link-dest="$prev" "$SRC/" "$W/ld$r/"
+	prev=$W/ld$r
+	t I_IP rsync -a --delete "$SRC/" "$W/inplace/"
+	sync
+done
+# the same incremental save with pruning of the oldest generation
+"$CLI" ckpt save "$SRC" "$W/ckp" --keep 2 >/dev/null
+"$CLI" ckpt save "$SRC" "$W/ckp" --keep 2 >/dev/null
+for ((r = 1; r <= RUNS; r++)); do
+	i=$(( (r * 104729) % NSMALL ))
+	head -c $((SMALL_KB * 1024)) /dev/urandom > "$SRC/d$((i / per_dir))/f$i"
+	sync
+	t I_PRUNE "$CLI" ckpt save "$SRC" "$W/ckp" --keep 2
+done
+m_ickpt=$(median "${I_CKPT[@]}"); m_iprune=$(median "${I_PRUNE[@]}")
+m_ild=$(median "${I_LD[@]}"); m_iip=$(median "${I_IP[@]}")
+
+echo "== incremental save, $nchange files ($CHANGE_PCT %) changed, median of $RUNS"
+echo "   ckpt save                       $(fmt "$m_ickpt")"
+echo "   ckpt save --keep 2 (prunes one) $(fmt "$m_iprune")"
+echo "   rsync -a --fsync --link-dest    $(fmt "$m_ild")"
+echo "   rsync -a --delete (in place)    $(fmt "$m_iip")"
+"$CLI" ckpt list "$W/ck" | tail -3 | head -2 | sed 's/^/   /'
+
+verdict() { if [ "$(echo "$1" | bc -l)" = 1 ]; then echo "meets target"; else echo "MISSES target"; fi; }
+r1=$(ratio "$m_ckpt" "$m_cp"); r2=$(ratio "$m_rsf" "$m_ckpt"); r3=$(ratio "$m_rs" "$m_ckpt")
+r4=$(ratio "$m_ild" "$m_ickpt"); r5=$(ratio "$m_iip" "$m_ickpt"); r6=$(ratio "$m_fsync" "$m_ckpt")
+echo "== ratios"
+printf '   full: ckpt / (cp -a && sync)          = %5.2f  (target <= 1.2: %s)\n' "$r1" "$(verdict "$r1 <= 1.2")"
+printf '   full: (rsync -a --fsync) / ckpt       = %5.2f  (target >= 3: %s)\n' "$r2" "$(verdict "$r2 >= 3")"
+printf '   full: (rsync -a) / ckpt               = %5.2f  (reference)\n' "$r3"
+printf '   full: ckpt fsync-per-file / syncfs    = %5.2f  (why syncfs is the default)\n' "$r6"
+printf '   incr: (rsync --link-dest) / ckpt      = %5.2f  (target >= 4: %s)\n' "$r4" "$(verdict "$r4 >= 4")"
+printf '   incr: (rsync -a --delete) / ckpt      = %5.2f  (reference)\n' "$r5"
