@@ -20,15 +20,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <slurm/slurm.h>
+#include <slurm/slurm_errno.h>
 #include <slurm/spank.h>
 
 #include "err.h"
+#include "ledger.h"
+#include "manifest.h"
 #include "path.h"
 #include "pattern.h"
 #include "policy.h"
+#include "privsep.h"
+#include "requeue.h"
 #include "spec.h"
 
 #define RS_EXPORT __attribute__((visibility("default")))
@@ -54,8 +60,18 @@ static struct {
 	rs_err_t fail_err;
 	char ckpt[PATH_MAX];        /* expanded paths */
 	char scratch[PATH_MAX];
+	char ledger_dir[PATH_MAX];  /* where the attempt history lives, or "" */
 	uint32_t job_id, step_id, restart_count;
+	uid_t uid;
+	gid_t gid;
+	char job_str[32];           /* job id as the ledger keys it */
+	rs_ledger_sum_t sum;        /* what the ledger said at attempt start */
+	int have_sum;
+	time_t start;
 } g;
+
+/* Bound on any file work done on behalf of slurmstepd. */
+#define RS_FILE_TIMEOUT_MS 20000
 
 static int _opt_cb(int val, const char *optarg, int remote);
 
@@ -228,18 +244,121 @@ RS_EXPORT int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 	}
 	spank_get_item(sp, S_JOB_ID, &g.job_id);
 	spank_get_item(sp, S_JOB_STEPID, &g.step_id);
-	if (spank_get_item(sp, S_SLURM_RESTART_COUNT, &g.restart_count) !=
-	    ESPANK_SUCCESS)
-		g.restart_count = 0;
 	if (g.step_id == RS_EXTERN_STEP) {
 		g.active = 0;
 		return 0;
 	}
+	/* Slurm 22.05 never fills S_SLURM_RESTART_COUNT for the batch step
+	 * (only the task environment gets SLURM_RESTART_COUNT, at exec):
+	 * ask slurmctld, once per attempt. */
+	if (g.step_id == RS_BATCH_STEP) {
+		job_info_msg_t *msg = NULL;
+
+		if (!slurm_load_job(&msg, g.job_id, SHOW_ALL) && msg &&
+		    msg->record_count)
+			g.restart_count = msg->job_array[0].restart_cnt;
+		else
+			slurm_error("resilience: job %u: cannot load the job's "
+				    "restart count: %s", g.job_id,
+				    slurm_strerror(slurm_get_errno()));
+		if (msg)
+			slurm_free_job_info_msg(msg);
+	} else if (spank_get_item(sp, S_SLURM_RESTART_COUNT,
+				  &g.restart_count) != ESPANK_SUCCESS) {
+		g.restart_count = 0;
+	}
+	spank_get_item(sp, S_JOB_UID, &g.uid);
+	spank_get_item(sp, S_JOB_GID, &g.gid);
+	snprintf(g.job_str, sizeof(g.job_str), "%u", g.job_id);
+	g.start = time(NULL);
 	if (_expand_paths(sp, &err)) {
 		g.failed = 1;
 		g.fail_err = err;
+		return 0;
 	}
+	/* The ledger: in the checkpoint folder (as the user), else in the
+	 * site's state_dir (root's), else nowhere (retries are then counted
+	 * from Slurm's restart count). */
+	if (g.ckpt[0])
+		snprintf(g.ledger_dir, sizeof(g.ledger_dir), "%s", g.ckpt);
+	else if (g.pol.state_dir[0])
+		snprintf(g.ledger_dir, sizeof(g.ledger_dir), "%s/%u",
+			 g.pol.state_dir, g.job_id);
 	return 0;
+}
+
+/* ------------------------------------------------------ the ledger --- */
+
+struct ledger_op {
+	int mode;                   /* 0: begin + summarize, 1: record the
+				     * end, 2: summarize only */
+	const char *nodes;
+	const rs_ledger_end_t *fin;
+};
+
+static int _ledger_cb(json_object *root, void *arg, rs_err_t *err)
+{
+	struct ledger_op *op = arg;
+	unsigned attempt = g.restart_count + 1;
+
+	if (op->mode == 1)
+		return rs_ledger_end(root, g.job_str, attempt, op->fin, err);
+	if (op->mode == 2) {
+		rs_ledger_summarize(root, g.job_str, attempt, &g.sum);
+		return RS_MANIFEST_UNCHANGED;
+	}
+	if (rs_ledger_begin(root, g.job_str, attempt, op->nodes, g.start,
+			    &g.spec, g.pol.max_retries, NULL, err))
+		return -EINVAL;
+	rs_ledger_summarize(root, g.job_str, attempt, &g.sum);
+	return 0;
+}
+
+/* In the privsep child: update the ledger, send the summary back. */
+static int _ledger_child(void *arg, int out_fd, rs_err_t *err)
+{
+	int rc = rs_manifest_update(g.ledger_dir, _ledger_cb, arg, err);
+
+	if (!rc && write(out_fd, &g.sum, sizeof(g.sum)) != sizeof(g.sum))
+		rc = rs_err_set(err, EIO, "ledger: short write");
+	return rc;
+}
+
+/* Read-modify-write the ledger with the right privileges, bounded.  The
+ * checkpoint folder is the user's: the work runs as the user.  state_dir
+ * is the site's: it runs as root. */
+static int _ledger_update(struct ledger_op *op, rs_err_t *err)
+{
+	char buf[sizeof(rs_ledger_sum_t) + 1];
+	size_t n = 0;
+	int own = g.ckpt[0] != '\0';
+	int rc;
+
+	if (!g.ledger_dir[0])
+		return -ENOENT;
+	rc = rs_privsep_run(own ? g.uid : RS_PRIVSEP_ROOT, g.gid, RS_FILE_TIMEOUT_MS,
+			    _ledger_child, op, buf, sizeof(buf), &n, err);
+	if (!rc && n == sizeof(g.sum)) {
+		memcpy(&g.sum, buf, sizeof(g.sum));
+		g.have_sum = 1;
+	}
+	return rc;
+}
+
+static unsigned _retry_budget(void)
+{
+	unsigned r = g.spec.retries;
+
+	if (g.pol.max_retries >= 0 && r > g.pol.max_retries)
+		r = (unsigned)g.pol.max_retries;
+	return r;
+}
+
+/* Retries used so far: from the ledger, or (without one) every earlier
+ * requeue counted as a retry. */
+static unsigned _retries_used(void)
+{
+	return g.have_sum ? g.sum.retries_used : g.restart_count;
 }
 
 /*
@@ -262,10 +381,29 @@ RS_EXPORT int slurm_spank_user_init(spank_t sp, int ac, char **av)
 		slurm_error("resilience: job %u: %s", g.job_id, err.msg);
 		return 0;
 	}
+	/* Only the batch step opens an attempt: srun steps inside the job
+	 * inherit the batch script's RESILIENCE_* variables, and a job
+	 * without a batch step (salloc, srun) is never requeued. */
+	if (g.ledger_dir[0] && g.step_id == RS_BATCH_STEP) {
+		char nodes[1024] = "";
+		struct ledger_op op = { 0, nodes, NULL };
+
+		spank_getenv(sp, "SLURM_JOB_NODELIST", nodes, sizeof(nodes));
+		if (_ledger_update(&op, &err))
+			slurm_error("resilience: job %u: attempt history in %s: "
+				    "%s", g.job_id, g.ledger_dir, err.msg);
+	}
 	if (rs_spec_format(&g.spec, norm, sizeof(norm)) == 0)
 		spank_setenv(sp, "RESILIENCE_SPEC", norm, 1);
 	snprintf(attempt, sizeof(attempt), "%u", g.restart_count + 1);
 	spank_setenv(sp, "RESILIENCE_ATTEMPT", attempt, 1);
+	{
+		unsigned used = _retries_used(), budget = _retry_budget();
+
+		snprintf(attempt, sizeof(attempt), "%u",
+			 used < budget ? budget - used : 0);
+		spank_setenv(sp, "RESILIENCE_RETRIES_LEFT", attempt, 1);
+	}
 	if (g.ckpt[0]) {
 		spank_setenv(sp, "RESILIENCE_CKPT_DIR", g.ckpt, 1);
 		spank_setenv(sp, "RESILIENCE_SCRATCH", g.scratch, 1);
@@ -290,4 +428,175 @@ RS_EXPORT int slurm_spank_task_init(spank_t sp, int ac, char **av)
 	fprintf(stderr, "resilience: error: %s\n", g.fail_err.msg);
 	fflush(stderr);
 	_exit(1);
+}
+
+/* ------------------------------------------------ end of an attempt --- */
+
+/* What Slurm says about the job now (slurmctld RPC, bounded by Slurm's
+ * MessageTimeout). */
+static int _job_facts(rs_attempt_end_t *end, int *requeue_allowed,
+		      int *batch)
+{
+	job_info_msg_t *msg = NULL;
+	uint32_t st;
+
+	if (slurm_load_job(&msg, g.job_id, SHOW_ALL) || !msg ||
+	    !msg->record_count) {
+		if (msg)
+			slurm_free_job_info_msg(msg);
+		return -1;
+	}
+	st = msg->job_array[0].job_state;
+	end->timed_out = (st & JOB_STATE_BASE) == JOB_TIMEOUT;
+	end->preempted = (st & JOB_STATE_BASE) == JOB_PREEMPTED;
+	end->cancelled = (st & JOB_STATE_BASE) == JOB_CANCELLED;
+	*requeue_allowed = msg->job_array[0].requeue != 0;
+	*batch = msg->job_array[0].batch_flag != 0;
+	slurm_free_job_info_msg(msg);
+	return 0;
+}
+
+static void _set_admin_comment(const char *text)
+{
+	job_desc_msg_t upd;
+
+	slurm_init_job_desc_msg(&upd);
+	upd.job_id = g.job_id;
+	upd.admin_comment = (char *)text;
+	if (slurm_update_job(&upd))
+		slurm_error("resilience: job %u: cannot set AdminComment: %s",
+			    g.job_id, slurm_strerror(slurm_get_errno()));
+}
+
+/* Slurm's own begin time for the requeued job (cred_expire + 1 s from
+ * the requeue): never set an earlier one, the new launch credential must
+ * be newer than the revoked one. */
+static time_t _slurm_begin_time(void)
+{
+	job_info_msg_t *msg = NULL;
+	time_t t = 0;
+
+	if (!slurm_load_job(&msg, g.job_id, SHOW_ALL) && msg &&
+	    msg->record_count)
+		t = msg->job_array[0].start_time;
+	if (msg)
+		slurm_free_job_info_msg(msg);
+	return t;
+}
+
+/* Push the next attempt's begin time.  slurm_requeue() leaves the job
+ * pending at once, so the update is accepted; retry briefly if not. */
+static void _set_begin_time(uint32_t delay)
+{
+	time_t want = time(NULL) + delay, slurms = _slurm_begin_time();
+	job_desc_msg_t upd;
+	int i;
+
+	if (slurms >= want)
+		return; /* Slurm's own delay is already longer */
+	for (i = 0; i < 20; i++) {
+		slurm_init_job_desc_msg(&upd);
+		upd.job_id = g.job_id;
+		upd.begin_time = want;
+		if (!slurm_update_job(&upd))
+			return;
+		if (slurm_get_errno() != ESLURM_JOB_NOT_PENDING)
+			break;
+		usleep(100000);
+	}
+	slurm_error("resilience: job %u: cannot delay the next attempt by "
+		    "%us: %s", g.job_id, delay, slurm_strerror(slurm_get_errno()));
+}
+
+static void _act(const rs_decision_t *d)
+{
+	int rc = 0;
+
+	switch (d->action) {
+	case RS_ACTION_REQUEUED:
+	case RS_ACTION_CONTINUED:
+		rc = slurm_requeue(g.job_id, 0);
+		if (!rc && d->delay)
+			_set_begin_time(d->delay);
+		break;
+	case RS_ACTION_HELD:
+		rc = slurm_requeue(g.job_id, JOB_REQUEUE_HOLD);
+		break;
+	default:
+		return;
+	}
+	if (rc)
+		slurm_error("resilience: job %u: requeue failed: %s", g.job_id,
+			    slurm_strerror(slurm_get_errno()));
+}
+
+/*
+ * slurmstepd, as root, when a task ends.  For the batch script: classify
+ * how the attempt ended, decide (requeue policy), record it in the ledger
+ * as the user, tell the person in AdminComment, and act.
+ */
+RS_EXPORT int slurm_spank_task_exit(spank_t sp, int ac, char **av)
+{
+	rs_attempt_end_t end = { 0, 0, 0, 0 };
+	rs_decide_in_t in;
+	rs_decision_t d;
+	rs_ledger_end_t fin;
+	struct ledger_op op = { 1, NULL, &fin };
+	char line[256];
+	rs_outcome_t o;
+	rs_err_t err;
+	int status = 0, exit_code, sig, requeue_allowed = 1, batch = 1;
+
+	(void)ac;
+	(void)av;
+	if (!g.active || g.failed || g.step_id != RS_BATCH_STEP)
+		return 0;
+	spank_get_item(sp, S_TASK_EXIT_STATUS, &status);
+	end.wait_status = status;
+	if (_job_facts(&end, &requeue_allowed, &batch))
+		slurm_error("resilience: job %u: cannot load job state: %s",
+			    g.job_id, slurm_strerror(slurm_get_errno()));
+	o = rs_requeue_classify(&end, &exit_code, &sig);
+
+	memset(&in, 0, sizeof(in));
+	in.spec = &g.spec;
+	in.max_retries = g.pol.max_retries;
+	in.max_requeues = g.pol.max_requeues;
+	in.max_backoff = g.pol.max_backoff;
+	in.outcome = o;
+	in.exit_code = exit_code;
+	in.retries_used = _retries_used();
+	in.requeues = g.restart_count;
+	in.requeue_allowed = requeue_allowed;
+	in.batch = batch;
+	/* Checkpoints taken during this attempt: re-read, the supervisor
+	 * saved them after the attempt began. */
+	if (g.ledger_dir[0]) {
+		struct ledger_op rd = { 2, NULL, NULL };
+
+		if (_ledger_update(&rd, &err) == 0)
+			in.warned_ckpt = g.sum.checkpoints > 0;
+	}
+	rs_requeue_decide(&in, &d);
+
+	fin.end = time(NULL);
+	fin.outcome = o;
+	fin.exit_code = exit_code;
+	fin.sig = sig;
+	fin.decision = &d;
+	fin.checkpoints = g.sum.all_checkpoints;
+	if (g.ledger_dir[0] && _ledger_update(&op, &err))
+		slurm_error("resilience: job %u: cannot record attempt %u in "
+			    "%s: %s", g.job_id, g.restart_count + 1,
+			    g.ledger_dir, err.msg);
+
+	rs_requeue_summary(g.restart_count + 1,
+			   _retry_budget() + 1 + (g.have_sum ? g.sum.continuations : 0) +
+			   (d.action == RS_ACTION_CONTINUED),
+			   o, exit_code, sig, &d, line, sizeof(line));
+	slurm_info("%s (%s)", line, d.why);
+	if (d.action != RS_ACTION_COMPLETED)
+		_set_admin_comment(line);
+	_act(&d);
+	return 0;
 }

@@ -136,7 +136,7 @@ SlurmdTimeout=30
 InactiveLimit=0
 KillWait=5
 MinJobAge=300
-SchedulerParameters=defer_batch_requeue_delay=0
+SchedulerParameters=bf_interval=1
 SlurmdParameters=config_overrides
 PlugStackConfig={self.plugstack}
 NodeName={nodes} NodeHostname={host} NodeAddr=127.0.0.1 Port={ports} CPUs=2 RealMemory=2000 State=UNKNOWN

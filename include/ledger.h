@@ -1,0 +1,73 @@
+/*
+ * ledger.h - the attempt history of a job: the "attempts" array of a
+ * manifest (CKPT_DIR/manifest.json when the job has ckpt=, else
+ * STATE_DIR/<job id>/manifest.json).  Readers that do not know it ignore
+ * it (include/manifest.h).
+ *
+ * Each attempt is one object:
+ *   { "job_id": "42", "attempt": 2, "nodes": "n[1-3]", "start": 1700000000,
+ *     "end": 1700000100, "outcome": "failed", "exit_code": 3, "signal": 0,
+ *     "checkpoints": 1, "action": "requeued", "delay": 60,
+ *     "retry": true, "retries_left": 1, "why": "retry 1 of 2" }
+ * "end" and the fields after it are absent until the attempt ends.
+ *
+ * The rs_ledger_* functions on a json root are pure (no I/O).
+ * Return convention: 0 / -errno with err filled.
+ */
+#ifndef RS_LEDGER_H
+#define RS_LEDGER_H
+
+#include <stdint.h>
+#include <json-c/json.h>
+
+#include "err.h"
+#include "requeue.h"
+
+typedef struct rs_ledger_sum {
+	unsigned attempts;        /* attempts recorded for this job */
+	unsigned retries_used;    /* attempts whose action used a retry */
+	unsigned continuations;   /* attempts that continued */
+	unsigned checkpoints;     /* generations of the given attempt whose
+				   * reason answers the warning (signal, lead) */
+	unsigned all_checkpoints; /* all generations of the given attempt */
+	int64_t last_gen;         /* newest generation of the given attempt */
+} rs_ledger_sum_t;
+
+/*
+ * Record that `attempt` of job_id started at `start` on `nodes`.  Earlier
+ * attempts of this job that never recorded an end are closed as node_fail
+ * (Slurm requeued them itself); each such attempt uses a retry when
+ * node_fail is in spec's requeue_on and retries remain.  Idempotent: a
+ * second call for the same attempt changes nothing.  *node_fails (may be
+ * NULL) gets the number of attempts closed that way.
+ */
+int rs_ledger_begin(json_object *root, const char *job_id, unsigned attempt,
+		    const char *nodes, int64_t start, const rs_spec_t *spec,
+		    int64_t max_retries, unsigned *node_fails, rs_err_t *err);
+
+/* Everything the requeue policy needs about job_id, and the checkpoints
+ * taken during `attempt` (from the manifest's "generations"). */
+void rs_ledger_summarize(json_object *root, const char *job_id,
+			 unsigned attempt, rs_ledger_sum_t *sum);
+
+typedef struct rs_ledger_end {
+	int64_t end;
+	rs_outcome_t outcome;
+	int exit_code, sig;
+	const rs_decision_t *decision;
+	unsigned checkpoints;
+} rs_ledger_end_t;
+
+/* Close `attempt` of job_id (creating its record if begin was missed).
+ * -EALREADY if it already has an end. */
+int rs_ledger_end(json_object *root, const char *job_id, unsigned attempt,
+		  const rs_ledger_end_t *end, rs_err_t *err);
+
+/* The "attempts" array (created empty if absent).  Borrowed reference. */
+json_object *rs_ledger_attempts(json_object *root);
+
+/* Human table of the attempts (for `slurm-resilience status`): malloc'd,
+ * caller frees.  NULL on allocation failure. */
+char *rs_ledger_table(json_object *root);
+
+#endif

@@ -1,0 +1,34 @@
+/*
+ * privsep.h - run a piece of work as the job's user, in a child process,
+ * with a hard time bound.  slurmstepd runs some SPANK hooks as root; files
+ * on user paths (the checkpoint folder, its manifest) must only be touched
+ * with the user's privileges, and a hung file system must not hang
+ * slurmstepd.  Return convention: 0 / -errno with err filled.
+ */
+#ifndef RS_PRIVSEP_H
+#define RS_PRIVSEP_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "err.h"
+
+#define RS_PRIVSEP_ROOT ((uid_t)-1)
+
+/* Work done in the child: write at most out_max bytes of result to out_fd;
+ * return 0 or -errno (err is passed back to the parent). */
+typedef int (*rs_privsep_fn)(void *arg, int out_fd, rs_err_t *err);
+
+/*
+ * Fork; in the child become uid/gid (supplementary groups of the user's
+ * name, or just gid), call fn, exit.  The parent waits at most timeout_ms,
+ * then SIGKILLs the child (-ETIMEDOUT).  Up to out_len bytes the child
+ * wrote are copied to out (NUL-terminated), *out_n gets their number.
+ * uid == RS_PRIVSEP_ROOT: run as root (slurmstepd may have switched its
+ * effective uid to the user: the child switches it back).
+ */
+int rs_privsep_run(uid_t uid, gid_t gid, int timeout_ms, rs_privsep_fn fn,
+		   void *arg, char *out, size_t out_len, size_t *out_n,
+		   rs_err_t *err);
+
+#endif

@@ -1,0 +1,161 @@
+/* privsep.c - see include/privsep.h */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "privsep.h"
+
+static long _now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* Become uid/gid for good.  slurmstepd may have only changed the
+ * effective ids (seteuid) before calling us: get root back first. */
+static int _become(uid_t uid, gid_t gid)
+{
+	struct passwd *pw;
+
+	if (geteuid() != 0 && seteuid(0) < 0)
+		return -errno;
+	if (uid == RS_PRIVSEP_ROOT)
+		return getegid() != 0 && setegid(0) < 0 ? -errno : 0;
+	pw = getpwuid(uid);
+	if (pw ? initgroups(pw->pw_name, gid) < 0 : setgroups(1, &gid) < 0)
+		return -errno;
+	if (setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0)
+		return -errno;
+	if (setuid(0) == 0)
+		return -EPERM; /* root must be gone for good */
+	return 0;
+}
+
+int rs_privsep_run(uid_t uid, gid_t gid, int timeout_ms, rs_privsep_fn fn,
+		   void *arg, char *out, size_t out_len, size_t *out_n,
+		   rs_err_t *err)
+{
+	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 };
+	size_t got = 0, egot = 0;
+	rs_err_t cerr;
+	long deadline;
+	int status = 0, rc = 0, open_fds = 2;
+	pid_t pid;
+
+	if (out_n)
+		*out_n = 0;
+	if (out && out_len)
+		out[0] = '\0';
+	memset(&cerr, 0, sizeof(cerr));
+	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+		rc = rs_err_set(err, errno, "privsep: pipe: %s", strerror(errno));
+		goto out;
+	}
+	pid = fork();
+	if (pid < 0) {
+		rc = rs_err_set(err, errno, "privsep: fork: %s", strerror(errno));
+		goto out;
+	}
+	if (pid == 0) {
+		rs_err_t e;
+		int r;
+
+		memset(&e, 0, sizeof(e));
+		close(outp[0]);
+		close(errp[0]);
+		signal(SIGPIPE, SIG_IGN);
+		r = _become(uid, gid);
+		if (r)
+			rs_err_set(&e, -r, "cannot switch to uid %u: %s",
+				   (unsigned)uid, strerror(-r));
+		else
+			r = fn(arg, outp[1], &e);
+		if (write(errp[1], e.msg, strlen(e.msg)) < 0)
+			r = r ? r : -EIO;
+		_exit(r ? (-r & 0xff) : 0);
+	}
+	close(outp[1]);
+	close(errp[1]);
+	outp[1] = errp[1] = -1;
+	deadline = _now_ms() + timeout_ms;
+	while (open_fds) {
+		struct pollfd pfd[2] = { { outp[0], POLLIN, 0 },
+					 { errp[0], POLLIN, 0 } };
+		long left = deadline - _now_ms();
+		int i;
+
+		if (left <= 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			rc = rs_err_set(err, ETIMEDOUT,
+					"gave up after %d ms (file system not "
+					"answering?)", timeout_ms);
+			goto out;
+		}
+		if (poll(pfd, 2, (int)left) < 0 && errno != EINTR)
+			break;
+		for (i = 0; i < 2; i++) {
+			char tmp[512];
+			ssize_t n;
+
+			if (pfd[i].fd < 0 || !(pfd[i].revents & (POLLIN | POLLHUP)))
+				continue;
+			n = read(pfd[i].fd, tmp, sizeof(tmp));
+			if (n <= 0) {
+				close(pfd[i].fd);
+				if (i == 0)
+					outp[0] = -1;
+				else
+					errp[0] = -1;
+				open_fds--;
+				continue;
+			}
+			if (i == 0 && out) {
+				size_t room = out_len > got + 1 ? out_len - got - 1 : 0;
+				size_t c = (size_t)n < room ? (size_t)n : room;
+
+				memcpy(out + got, tmp, c);
+				got += c;
+				out[got] = '\0';
+			} else if (i == 1) {
+				size_t room = sizeof(cerr.msg) - egot - 1;
+				size_t c = (size_t)n < room ? (size_t)n : room;
+
+				memcpy(cerr.msg + egot, tmp, c);
+				egot += c;
+			}
+		}
+	}
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (out_n)
+		*out_n = got;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		rc = 0;
+	else if (WIFEXITED(status))
+		rc = rs_err_set(err, WEXITSTATUS(status), "%s",
+				cerr.msg[0] ? cerr.msg : strerror(WEXITSTATUS(status)));
+	else
+		rc = rs_err_set(err, EIO, "privsep: child died of signal %d",
+				WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+out:
+	if (outp[0] >= 0)
+		close(outp[0]);
+	if (outp[1] >= 0)
+		close(outp[1]);
+	if (errp[0] >= 0)
+		close(errp[0]);
+	if (errp[1] >= 0)
+		close(errp[1]);
+	return rc;
+}

@@ -1,0 +1,224 @@
+/*
+ * requeue.c - the requeue policy.  See requeue.h.
+ *
+ * Order of the rules matters and is the documented contract
+ * (docs/requeue.md): success, then things that are never requeued
+ * (cancelled, interactive, --no-requeue), then the site's total cap,
+ * then continuation (a checkpoint was saved in answer to the warning and
+ * the attempt then hit its limit or was preempted), then retries by cause.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "requeue.h"
+
+static const char *const outcome_names[RS_OUTCOME_COUNT] = {
+	"completed", "failed", "signaled", "timeout", "cancelled",
+	"preempted", "node_fail",
+};
+
+static const char *const action_names[RS_ACTION_COUNT] = {
+	"completed", "requeued", "continued", "held", "failed", "ended",
+};
+
+const char *rs_outcome_name(rs_outcome_t o)
+{
+	return (unsigned)o < RS_OUTCOME_COUNT ? outcome_names[o] : NULL;
+}
+
+int rs_outcome_parse(const char *s)
+{
+	int i;
+
+	for (i = 0; s && i < RS_OUTCOME_COUNT; i++)
+		if (!strcmp(s, outcome_names[i]))
+			return i;
+	return -1;
+}
+
+const char *rs_action_name(rs_action_t a)
+{
+	return (unsigned)a < RS_ACTION_COUNT ? action_names[a] : NULL;
+}
+
+int rs_action_parse(const char *s)
+{
+	int i;
+
+	for (i = 0; s && i < RS_ACTION_COUNT; i++)
+		if (!strcmp(s, action_names[i]))
+			return i;
+	return -1;
+}
+
+rs_outcome_t rs_requeue_classify(const rs_attempt_end_t *end, int *exit_code,
+				 int *sig)
+{
+	int st = end->wait_status;
+
+	*exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 0;
+	*sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+	/* Slurm's own verdicts first: at a time limit, preemption or scancel
+	 * the script dies of Slurm's SIGTERM/SIGKILL, which says nothing. */
+	if (end->preempted)
+		return RS_OUTCOME_PREEMPTED;
+	if (end->timed_out)
+		return RS_OUTCOME_TIMEOUT;
+	if (end->cancelled)
+		return RS_OUTCOME_CANCELLED;
+	if (*sig)
+		return RS_OUTCOME_SIGNALED;
+	if (*exit_code)
+		return RS_OUTCOME_FAILED;
+	return RS_OUTCOME_COMPLETED;
+}
+
+static unsigned _cause_of(rs_outcome_t o)
+{
+	switch (o) {
+	case RS_OUTCOME_FAILED: return RS_CAUSE_EXIT;
+	case RS_OUTCOME_SIGNALED: return RS_CAUSE_SIGNAL;
+	case RS_OUTCOME_TIMEOUT: return RS_CAUSE_TIMEOUT;
+	case RS_OUTCOME_NODE_FAIL: return RS_CAUSE_NODE_FAIL;
+	default: return 0;
+	}
+}
+
+uint32_t rs_requeue_backoff(const rs_spec_t *spec, unsigned retry,
+			    int64_t max_backoff)
+{
+	double d = spec->backoff;
+	const double year = 366.0 * 86400;
+	unsigned i;
+
+	for (i = 1; i < retry && d < year; i++)
+		d = d * spec->backoff_factor_milli / 1000.0;
+	if (d > year)
+		d = year;
+	if (max_backoff >= 0 && d > (double)max_backoff)
+		d = (double)max_backoff;
+	return (uint32_t)(d + 0.5);
+}
+
+static unsigned _budget(const rs_decide_in_t *in)
+{
+	unsigned r = in->spec->retries;
+
+	if (in->max_retries >= 0 && r > in->max_retries)
+		r = (unsigned)in->max_retries;
+	return r;
+}
+
+void rs_requeue_decide(const rs_decide_in_t *in, rs_decision_t *out)
+{
+	unsigned budget = _budget(in), cause = _cause_of(in->outcome);
+
+	memset(out, 0, sizeof(*out));
+	out->retries_left = in->retries_used < budget
+				    ? budget - in->retries_used : 0;
+#define WHY(...) snprintf(out->why, sizeof(out->why), __VA_ARGS__)
+	if (in->outcome == RS_OUTCOME_COMPLETED) {
+		out->action = RS_ACTION_COMPLETED;
+		WHY("completed");
+		return;
+	}
+	if (in->outcome == RS_OUTCOME_CANCELLED) {
+		out->action = RS_ACTION_ENDED;
+		WHY("cancelled by a user or admin: never requeued");
+		return;
+	}
+	if (!in->batch) {
+		out->action = RS_ACTION_ENDED;
+		WHY("interactive job: never requeued");
+		return;
+	}
+	if (!in->requeue_allowed) {
+		out->action = RS_ACTION_FAILED;
+		WHY("submitted with --no-requeue: not requeued");
+		return;
+	}
+	if (in->max_requeues >= 0 && in->requeues >= in->max_requeues) {
+		out->action = RS_ACTION_FAILED;
+		WHY("site cap max_requeues=%lld reached",
+		    (long long)in->max_requeues);
+		return;
+	}
+	if (in->warned_ckpt && (in->outcome == RS_OUTCOME_TIMEOUT ||
+				in->outcome == RS_OUTCOME_PREEMPTED)) {
+		out->action = RS_ACTION_CONTINUED;
+		WHY("checkpointed before %s: continues, no retry used",
+		    in->outcome == RS_OUTCOME_TIMEOUT ? "its time limit"
+						       : "preemption");
+		return;
+	}
+	if (in->outcome == RS_OUTCOME_PREEMPTED) {
+		/* Not the job's fault: run it again, without using a retry. */
+		out->action = RS_ACTION_CONTINUED;
+		WHY("preempted: requeued, no retry used");
+		return;
+	}
+	if (!cause || !rs_spec_cause_matches(in->spec, cause, in->exit_code)) {
+		out->action = RS_ACTION_FAILED;
+		WHY("%s does not match requeue_on",
+		    in->outcome == RS_OUTCOME_FAILED ? "exit code" :
+		    rs_outcome_name(in->outcome));
+		return;
+	}
+	if (out->retries_left == 0) {
+		out->exhausted = 1;
+		out->action = in->spec->exhausted == RS_EXHAUSTED_HOLD
+				      ? RS_ACTION_HELD : RS_ACTION_FAILED;
+		WHY("retries exhausted (%u used)", in->retries_used);
+		return;
+	}
+	out->action = RS_ACTION_REQUEUED;
+	out->retries_left--;
+	out->delay = rs_requeue_backoff(in->spec, in->retries_used + 1,
+					in->max_backoff);
+	WHY("retry %u of %u", in->retries_used + 1, budget);
+#undef WHY
+}
+
+int rs_requeue_summary(unsigned attempt, unsigned allowed, rs_outcome_t o,
+		       int exit_code, int sig, const rs_decision_t *d,
+		       char *buf, size_t len)
+{
+	char detail[32] = "", tail[200];
+	int n;
+
+	if (o == RS_OUTCOME_FAILED)
+		snprintf(detail, sizeof(detail), " exit=%d", exit_code);
+	else if (o == RS_OUTCOME_SIGNALED)
+		snprintf(detail, sizeof(detail), " signal=%d", sig);
+	switch (d->action) {
+	case RS_ACTION_REQUEUED:
+		if (d->delay) {
+			char dur[32];
+
+			rs_format_duration(d->delay, dur, sizeof(dur));
+			snprintf(tail, sizeof(tail), "requeued in %s", dur);
+		} else {
+			snprintf(tail, sizeof(tail), "requeued");
+		}
+		break;
+	case RS_ACTION_CONTINUED:
+		snprintf(tail, sizeof(tail), "continues from its checkpoint");
+		break;
+	case RS_ACTION_HELD:
+		snprintf(tail, sizeof(tail),
+			 "retries exhausted, held for an operator");
+		break;
+	case RS_ACTION_FAILED:
+		snprintf(tail, sizeof(tail), "%s, not requeued",
+			 d->exhausted ? "retries exhausted" : d->why);
+		break;
+	default:
+		snprintf(tail, sizeof(tail), "%s",
+			 d->action == RS_ACTION_COMPLETED ? "done" : d->why);
+	}
+	n = snprintf(buf, len, "resilience: attempt %u/%u %s%s, %s", attempt,
+		     allowed, rs_outcome_name(o), detail, tail);
+	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
+}
