@@ -25,30 +25,16 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "requeue.h"
 
 #define RS_EVENT_SCHEMA_VERSION 1
 
-/* How the attempt ended, as Slurm saw it. */
-typedef enum rs_event_outcome {
-	RS_OUTCOME_COMPLETED = 0, /* exit status 0 */
-	RS_OUTCOME_FAILED,        /* non-zero exit status */
-	RS_OUTCOME_SIGNALED,      /* killed by a signal not sent by Slurm */
-	RS_OUTCOME_TIMEOUT,       /* time limit */
-	RS_OUTCOME_CANCELLED,     /* scancel */
-	RS_OUTCOME_PREEMPTED,
-	RS_OUTCOME_NODE_FAIL,
-	RS_OUTCOME_COUNT_
-} rs_event_outcome_t;
-
-/* What the plugin did about it. */
-typedef enum rs_event_action {
-	RS_ACTION_COMPLETED = 0, /* nothing to do: the job is done */
-	RS_ACTION_REQUEUED,      /* another attempt was queued */
-	RS_ACTION_CONTINUED,     /* the job goes on (e.g. a step failed) */
-	RS_ACTION_HELD,          /* requeued held, waits for a person */
-	RS_ACTION_FAILED,        /* retries used up or not retryable */
-	RS_ACTION_COUNT_
-} rs_event_action_t;
+/* How the attempt ended and what the plugin did about it: the requeue
+ * policy's own enums (requeue.h), so the two can never disagree. */
+typedef rs_outcome_t rs_event_outcome_t;
+typedef rs_action_t rs_event_action_t;
+#define RS_OUTCOME_COUNT_ RS_OUTCOME_COUNT
+#define RS_ACTION_COUNT_ RS_ACTION_COUNT
 
 /*
  * One attempt.  Strings are owned by the event (malloc'd; NULL means

@@ -19,15 +19,6 @@
 #define ALERT_NAME "SlurmJobRetriesExhausted"
 #define JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 
-static const char *const outcome_names[RS_OUTCOME_COUNT_] = {
-	"completed", "failed", "signaled", "timeout", "cancelled",
-	"preempted", "node_fail",
-};
-
-static const char *const action_names[RS_ACTION_COUNT_] = {
-	"completed", "requeued", "continued", "held", "failed",
-};
-
 void rs_event_init(rs_event_t *ev)
 {
 	memset(ev, 0, sizeof(*ev));
@@ -53,41 +44,36 @@ void rs_event_free(rs_event_t *ev)
 
 const char *rs_event_outcome_name(rs_event_outcome_t o)
 {
-	if ((unsigned)o >= RS_OUTCOME_COUNT_)
-		return NULL;
-	return outcome_names[o];
+	return rs_outcome_name(o);
 }
 
 const char *rs_event_action_name(rs_event_action_t a)
 {
-	if ((unsigned)a >= RS_ACTION_COUNT_)
-		return NULL;
-	return action_names[a];
+	return rs_action_name(a);
 }
 
 int rs_event_outcome_parse(const char *s, rs_event_outcome_t *o, rs_err_t *err)
 {
-	for (unsigned i = 0; s && i < RS_OUTCOME_COUNT_; i++) {
-		if (strcmp(s, outcome_names[i]) == 0) {
-			*o = (rs_event_outcome_t)i;
-			return 0;
-		}
-	}
-	return rs_err_set(err, EINVAL, "outcome '%s': expected completed, failed, "
-			  "signaled, timeout, cancelled, preempted or node_fail",
-			  s ? s : "(null)");
+	int i = rs_outcome_parse(s);
+
+	if (i < 0)
+		return rs_err_set(err, EINVAL, "outcome '%s': expected completed, "
+				  "failed, signaled, timeout, cancelled, "
+				  "preempted or node_fail", s ? s : "(null)");
+	*o = (rs_event_outcome_t)i;
+	return 0;
 }
 
 int rs_event_action_parse(const char *s, rs_event_action_t *a, rs_err_t *err)
 {
-	for (unsigned i = 0; s && i < RS_ACTION_COUNT_; i++) {
-		if (strcmp(s, action_names[i]) == 0) {
-			*a = (rs_event_action_t)i;
-			return 0;
-		}
-	}
-	return rs_err_set(err, EINVAL, "action '%s': expected completed, requeued, "
-			  "continued, held or failed", s ? s : "(null)");
+	int i = rs_action_parse(s);
+
+	if (i < 0)
+		return rs_err_set(err, EINVAL, "action '%s': expected completed, "
+				  "requeued, continued, held, failed or ended",
+				  s ? s : "(null)");
+	*a = (rs_event_action_t)i;
+	return 0;
 }
 
 int rs_event_validate(const rs_event_t *ev, rs_err_t *err)

@@ -107,7 +107,7 @@ START_TEST(test_event_outcome_parse_rejects_unknown)
 	ck_assert_int_eq(o, RS_OUTCOME_TIMEOUT);
 	ck_assert_int_eq(rs_event_outcome_parse(NULL, &o, &err), -EINVAL);
 	ck_assert_int_eq(rs_event_action_parse("", &a, &err), -EINVAL);
-	ck_assert_str_eq(err.msg, "action '': expected completed, requeued, continued, held or failed");
+	ck_assert_str_eq(err.msg, "action '': expected completed, requeued, continued, held, failed or ended");
 	ck_assert_int_eq(a, RS_ACTION_HELD);
 }
 END_TEST
