@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "metrics.h"
 #include "spec.h"
 
 #define RS_MAX_ROOTS 16
@@ -28,25 +29,24 @@ typedef struct rs_policy {
 	char default_spec[RS_SPEC_MAX + 1]; /* "" = no site default */
 	char state_dir[RS_PATH_MAX + 1]; /* ledger without ckpt= */
 
-	/* Metrics and alerts (used by the metrics module). */
-	char metrics_url[1024];
-	char metrics_format[16];         /* json | clickhouse | prometheus */
-	char clickhouse_table[256];
-	char clickhouse_credentials[RS_PATH_MAX + 1];
-	char token_file[RS_PATH_MAX + 1];
-	char spool_dir[RS_PATH_MAX + 1];
-	uint32_t timeout_ms;
-	char alert_url[1024];
-	char alert_format[16];           /* alertmanager | json */
-	char cluster[128];
+	/* Metrics and alerts: validated by the metrics module (metrics.h),
+	 * the one place those keys are checked.  Owned: rs_policy_free(). */
+	rs_metrics_conf_t metrics;
 } rs_policy_t;
 
-/* Defaults: no roots, no caps, no default, no metrics, timeout 2000 ms,
- * format json, alert format alertmanager, spool
- * /var/spool/slurm-resilience, cluster from the caller. */
+/* Defaults: no roots, no caps, no default, no state_dir, metrics as
+ * rs_metrics_conf_init(). */
 void rs_policy_defaults(rs_policy_t *pol);
 
-/* Parse plugstack arguments.  On error, err names the argument
+/* Free what the policy owns (the metrics strings); pol can be reused
+ * after rs_policy_defaults(). */
+void rs_policy_free(rs_policy_t *pol);
+
+/* Parse plugstack arguments (frees and re-initialises pol first: call
+ * rs_policy_defaults() once before the first call).  The metrics secret
+ * files are not read here (sbatch runs as the user and cannot): the
+ * plugin checks them with rs_metrics_conf_check() where it runs as root.
+ * On error, err names the argument
  * ("max_retries=x: 'x' is not a whole number") and pol keeps the values
  * parsed so far; callers treat the whole policy as broken. */
 int rs_policy_parse(int argc, char **argv, rs_policy_t *pol, rs_err_t *err);

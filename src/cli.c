@@ -21,6 +21,14 @@ static const struct {
 	{ "config", rs_cli_config,
 	  "config ARG...         validate plugstack.conf arguments for "
 	  "resilience.so" },
+	{ "status", rs_cli_status,
+	  "status JOBID|CKPT_DIR the attempt history of a job" },
+	{ "ckpt", rs_cli_ckpt,
+	  "ckpt save|restore|list|verify|ready ...  checkpoint folders" },
+	{ "flush", rs_cli_flush,
+	  "flush [ARGS]          deliver spooled metrics and alerts" },
+	{ "metrics", rs_cli_metrics,
+	  "metrics emit|list|check ...  metrics spool tools" },
 };
 
 static void _usage(FILE *f)
@@ -65,14 +73,28 @@ int rs_cli_check(int argc, char **argv)
 
 int rs_cli_config(int argc, char **argv)
 {
+	static const char *const fmts[] = { "json", "clickhouse", "prometheus" };
+	static const char *const afmts[] = { "alertmanager", "json" };
 	rs_policy_t pol;
 	rs_err_t err;
 	unsigned i;
+	int rc = 0;
 
+	rs_policy_defaults(&pol);
 	if (rs_policy_parse(argc - 1, argv + 1, &pol, &err)) {
 		fprintf(stderr, "slurm-resilience: plugstack arguments: %s\n",
 			err.msg);
-		return 1;
+		rc = 1;
+		goto out;
+	}
+	/* As root (where slurmstepd runs) this also reads the secret files,
+	 * exactly as the plugin will. */
+	if ((pol.metrics.url || pol.metrics.alert_url) &&
+	    rs_metrics_conf_check(&pol.metrics, &err)) {
+		fprintf(stderr, "slurm-resilience: plugstack arguments: %s\n",
+			err.msg);
+		rc = 1;
+		goto out;
 	}
 	printf("ckpt_roots   = ");
 	for (i = 0; i < pol.nroots; i++)
@@ -81,16 +103,20 @@ int rs_cli_config(int argc, char **argv)
 	printf("max_retries  = %lld\nmax_requeues = %lld\nmax_backoff  = %lld s\n"
 	       "min_every    = %u s\ndefault      = %s\nstate_dir    = %s\n"
 	       "metrics_url  = %s (%s)\nalert_url    = %s (%s)\n"
-	       "spool_dir    = %s\ntimeout_ms   = %u\n",
+	       "spool_dir    = %s\ntimeout_ms   = %ld\n(-1 means no cap)\n",
 	       (long long)pol.max_retries, (long long)pol.max_requeues,
 	       (long long)pol.max_backoff, pol.min_every,
 	       pol.default_spec[0] ? pol.default_spec : "(none)",
 	       pol.state_dir[0] ? pol.state_dir : "(none)",
-	       pol.metrics_url[0] ? pol.metrics_url : "(none)",
-	       pol.metrics_format, pol.alert_url[0] ? pol.alert_url : "(none)",
-	       pol.alert_format, pol.spool_dir, pol.timeout_ms);
-	printf("(-1 means no cap)\n");
-	return 0;
+	       pol.metrics.url ? pol.metrics.url : "(none)",
+	       fmts[pol.metrics.format],
+	       pol.metrics.alert_url ? pol.metrics.alert_url : "(none)",
+	       afmts[pol.metrics.alert_format],
+	       pol.metrics.spool_dir ? pol.metrics.spool_dir : "(none)",
+	       pol.metrics.timeout_ms);
+out:
+	rs_policy_free(&pol);
+	return rc;
 }
 
 int main(int argc, char **argv)

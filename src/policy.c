@@ -15,13 +15,15 @@ static const char keys[] =
 	"ckpt_roots, max_retries, max_requeues, max_backoff, min_every, "
 	"default, state_dir, metrics_url, metrics_format, clickhouse_table, "
 	"clickhouse_credentials, token_file, spool_dir, timeout_ms, alert_url, "
-	"alert_format, cluster";
+	"alert_format, cluster, spool_max_entries, spool_max_bytes, "
+	"flush_budget_ms";
 
 static const char *const key_names[] = {
 	"ckpt_roots", "max_retries", "max_requeues", "max_backoff",
 	"min_every", "default", "state_dir", "metrics_url", "metrics_format",
 	"clickhouse_table", "clickhouse_credentials", "token_file",
 	"spool_dir", "timeout_ms", "alert_url", "alert_format", "cluster",
+	"spool_max_entries", "spool_max_bytes", "flush_budget_ms",
 };
 
 /* Index of a known key (the caller has validated k through _set). */
@@ -46,11 +48,12 @@ void rs_policy_defaults(rs_policy_t *pol)
 	pol->max_retries = -1;
 	pol->max_requeues = -1;
 	pol->max_backoff = -1;
-	pol->timeout_ms = 2000;
-	snprintf(pol->metrics_format, sizeof(pol->metrics_format), "json");
-	snprintf(pol->alert_format, sizeof(pol->alert_format), "alertmanager");
-	snprintf(pol->spool_dir, sizeof(pol->spool_dir),
-		 "/var/spool/slurm-resilience");
+	rs_metrics_conf_init(&pol->metrics);
+}
+
+void rs_policy_free(rs_policy_t *pol)
+{
+	rs_metrics_conf_free(&pol->metrics);
 }
 
 static int _copy(char *dst, size_t len, const char *v, const char *key,
@@ -70,26 +73,6 @@ static int _abs_path(char *dst, size_t len, const char *v, const char *key,
 	if (rs_path_normalize(v, dst, len, &e))
 		return rs_err_set(err, EINVAL, "%s=%s: %s", key, v, e.msg);
 	return 0;
-}
-
-static int _url(char *dst, size_t len, const char *v, const char *key,
-		rs_err_t *err)
-{
-	if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8))
-		return rs_err_set(err, EINVAL,
-				  "%s: not an http:// or https:// URL", key);
-	if (strpbrk(v, " \t\r\n"))
-		return rs_err_set(err, EINVAL, "%s: white space in URL", key);
-	return _copy(dst, len, v, key, err);
-}
-
-static int _one_of(char *dst, size_t len, const char *v, const char *key,
-		   const char *const *allowed, const char *list, rs_err_t *err)
-{
-	for (; *allowed; allowed++)
-		if (!strcmp(v, *allowed))
-			return _copy(dst, len, v, key, err);
-	return rs_err_set(err, EINVAL, "%s=%s: not one of %s", key, v, list);
 }
 
 static int _roots(rs_policy_t *pol, const char *v, rs_err_t *err)
@@ -148,9 +131,6 @@ static int _cap(int64_t *dst, const char *v, const char *key, int duration,
 
 static int _set(rs_policy_t *pol, const char *k, const char *v, rs_err_t *err)
 {
-	static const char *const formats[] = { "json", "clickhouse",
-					       "prometheus", NULL };
-	static const char *const aformats[] = { "alertmanager", "json", NULL };
 	rs_err_t e;
 
 	if (!strcmp(k, "ckpt_roots"))
@@ -181,53 +161,8 @@ static int _set(rs_policy_t *pol, const char *k, const char *v, rs_err_t *err)
 	if (!strcmp(k, "state_dir"))
 		return _abs_path(pol->state_dir, sizeof(pol->state_dir), v, k,
 				 err);
-	if (!strcmp(k, "metrics_url"))
-		return _url(pol->metrics_url, sizeof(pol->metrics_url), v, k,
-			    err);
-	if (!strcmp(k, "alert_url"))
-		return _url(pol->alert_url, sizeof(pol->alert_url), v, k, err);
-	if (!strcmp(k, "metrics_format"))
-		return _one_of(pol->metrics_format, sizeof(pol->metrics_format),
-			       v, k, formats, "json, clickhouse, prometheus",
-			       err);
-	if (!strcmp(k, "alert_format"))
-		return _one_of(pol->alert_format, sizeof(pol->alert_format), v,
-			       k, aformats, "alertmanager, json", err);
-	if (!strcmp(k, "clickhouse_table")) {
-		if (strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-			      "0123456789_.") != strlen(v))
-			return rs_err_set(err, EINVAL,
-					  "clickhouse_table=%s: only letters, "
-					  "digits, _ and . (database.table)", v);
-		return _copy(pol->clickhouse_table,
-			     sizeof(pol->clickhouse_table), v, k, err);
-	}
-	if (!strcmp(k, "clickhouse_credentials"))
-		return _abs_path(pol->clickhouse_credentials,
-				 sizeof(pol->clickhouse_credentials), v, k, err);
-	if (!strcmp(k, "token_file"))
-		return _abs_path(pol->token_file, sizeof(pol->token_file), v,
-				 k, err);
-	if (!strcmp(k, "spool_dir"))
-		return _abs_path(pol->spool_dir, sizeof(pol->spool_dir), v, k,
-				 err);
-	if (!strcmp(k, "timeout_ms")) {
-		uint64_t n;
-
-		if (rs_parse_uint(v, 50, 60000, &n, &e))
-			return rs_err_set(err, EINVAL, "timeout_ms=%s: %s", v,
-					  e.msg);
-		pol->timeout_ms = (uint32_t)n;
-		return 0;
-	}
-	if (!strcmp(k, "cluster")) {
-		if (strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-			      "0123456789_-.") != strlen(v))
-			return rs_err_set(err, EINVAL,
-					  "cluster=%s: only letters, digits, "
-					  "_ - .", v);
-		return _copy(pol->cluster, sizeof(pol->cluster), v, k, err);
-	}
+	if (rs_metrics_conf_is_key(k))
+		return rs_metrics_conf_set(&pol->metrics, k, v, err);
 	return rs_err_set(err, ENOENT, "unknown argument '%s'; valid: %s", k,
 			  keys);
 }
@@ -237,6 +172,7 @@ int rs_policy_parse(int argc, char **argv, rs_policy_t *pol, rs_err_t *err)
 	unsigned long seen = 0;
 	int i;
 
+	rs_policy_free(pol);
 	rs_policy_defaults(pol);
 	for (i = 0; i < argc; i++) {
 		char k[64];
@@ -266,11 +202,6 @@ int rs_policy_parse(int argc, char **argv, rs_policy_t *pol, rs_err_t *err)
 			return rs_err_set(err, EINVAL, "%s: given twice", k);
 		seen |= 1ul << _key_index(k);
 	}
-	if (!strcmp(pol->metrics_format, "clickhouse") && pol->metrics_url[0] &&
-	    !pol->clickhouse_table[0])
-		return rs_err_set(err, EINVAL,
-				  "metrics_format=clickhouse needs "
-				  "clickhouse_table=");
 	/* The site default must itself respect the site caps. */
 	if (pol->default_spec[0]) {
 		rs_spec_t spec;

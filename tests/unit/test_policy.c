@@ -42,9 +42,10 @@ START_TEST(test_policy_defaults)
 	ck_assert_int_eq(p.max_retries, -1);
 	ck_assert_int_eq(p.max_requeues, -1);
 	ck_assert_int_eq(p.max_backoff, -1);
-	ck_assert_uint_eq(p.timeout_ms, 2000);
-	ck_assert_str_eq(p.metrics_format, "json");
-	ck_assert_str_eq(p.alert_format, "alertmanager");
+	ck_assert_int_eq(p.metrics.timeout_ms, 2000);
+	ck_assert_ptr_null(p.metrics.url);
+	ck_assert_int_eq(p.metrics.format, RS_METRICS_JSON);
+	ck_assert_int_eq(p.metrics.alert_format, RS_ALERT_ALERTMANAGER);
 	ck_assert_str_eq(p.default_spec, "");
 	ck_assert_int_eq(check("retries=1000,backoff=1d"), 0);
 }
@@ -74,11 +75,12 @@ START_TEST(test_policy_every_key)
 	ck_assert_uint_eq(p.min_every, 300);
 	ck_assert_str_eq(p.default_spec, "retries=1");
 	ck_assert_str_eq(p.state_dir, "/var/lib/rs");
-	ck_assert_str_eq(p.metrics_format, "clickhouse");
-	ck_assert_str_eq(p.clickhouse_table, "db.jobs");
-	ck_assert_uint_eq(p.timeout_ms, 500);
-	ck_assert_str_eq(p.alert_format, "json");
-	ck_assert_str_eq(p.cluster, "hpc-1");
+	ck_assert_int_eq(p.metrics.format, RS_METRICS_CLICKHOUSE);
+	ck_assert_str_eq(p.metrics.clickhouse_table, "db.jobs");
+	ck_assert_int_eq(p.metrics.timeout_ms, 500);
+	ck_assert_int_eq(p.metrics.alert_format, RS_ALERT_JSON);
+	ck_assert_str_eq(p.metrics.cluster, "hpc-1");
+	ck_assert_str_eq(p.metrics.url, "http://127.0.0.1:8123/");
 }
 END_TEST
 
@@ -98,18 +100,17 @@ START_TEST(test_policy_errors_name_the_argument)
 	ck_assert_int_eq(pol("ckpt_roots=/a/%u", NULL, NULL), -EINVAL);
 	ck_assert_int_eq(pol("metrics_url=ftp://x", NULL, NULL), -EINVAL);
 	ck_assert_int_eq(pol("metrics_format=influx", NULL, NULL), -EINVAL);
-	ck_assert_ptr_nonnull(strstr(e.msg, "json, clickhouse, prometheus"));
+	ck_assert_ptr_nonnull(strstr(e.msg, "metrics_format"));
 	ck_assert_int_eq(pol("alert_format=pager", NULL, NULL), -EINVAL);
-	ck_assert_int_eq(pol("timeout_ms=10", NULL, NULL), -EINVAL);
+	ck_assert_int_eq(pol("timeout_ms=0", NULL, NULL), -EINVAL);
 	ck_assert_int_eq(pol("timeout_ms=60001", NULL, NULL), -EINVAL);
+	ck_assert_int_eq(pol("metrics_url=http://u:hunter2@h/", NULL, NULL), -EINVAL);
+	ck_assert_ptr_null(strstr(e.msg, "hunter2"));
 	ck_assert_int_eq(pol("clickhouse_table=x;drop", NULL, NULL), -EINVAL);
 	ck_assert_int_eq(pol("cluster=a b", NULL, NULL), -EINVAL);
 	ck_assert_int_eq(pol("token_file=token", NULL, NULL), -EINVAL);
 	ck_assert_int_eq(pol("default=retries=x", NULL, NULL), -EINVAL);
 	ck_assert_int_eq(pol("default=help", NULL, NULL), -EINVAL);
-	ck_assert_int_eq(pol("metrics_url=http://h:1", "metrics_format=clickhouse",
-			     NULL), -EINVAL);
-	ck_assert_ptr_nonnull(strstr(e.msg, "needs clickhouse_table"));
 	/* The site default must respect the site's own caps. */
 	ck_assert_int_eq(pol("max_retries=1", "default=retries=2", NULL), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(e.msg, "max_retries=1"));
@@ -307,5 +308,6 @@ int main(void)
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
+	rs_policy_free(&p);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
