@@ -19,6 +19,8 @@ typedef enum rs_outcome {
 	RS_OUTCOME_CANCELLED,     /* scancel by a user or admin */
 	RS_OUTCOME_PREEMPTED,     /* preempted */
 	RS_OUTCOME_NODE_FAIL,     /* started, never recorded its end */
+	RS_OUTCOME_REQUEUED,      /* Slurm requeued it (scontrol requeue,
+				   * preemption in REQUEUE mode) */
 	RS_OUTCOME_COUNT
 } rs_outcome_t;
 
@@ -33,7 +35,7 @@ typedef enum rs_action {
 } rs_action_t;
 
 /* "completed", "failed", "signaled", "timeout", "cancelled", "preempted",
- * "node_fail"; NULL if out of range.  rs_outcome_parse: -1 if unknown. */
+ * "node_fail", "requeued"; NULL if out of range.  rs_outcome_parse: -1 if unknown. */
 const char *rs_outcome_name(rs_outcome_t o);
 int rs_outcome_parse(const char *s);
 /* "completed", "requeued", "continued", "held", "failed", "ended". */
@@ -46,6 +48,7 @@ typedef struct rs_attempt_end {
 	int timed_out;     /* Slurm says TIMEOUT */
 	int cancelled;     /* Slurm says CANCELLED (and not preempted) */
 	int preempted;     /* Slurm says PREEMPTED */
+	int requeued;      /* Slurm has already requeued the job */
 } rs_attempt_end_t;
 
 /* Classify; *exit_code / *sig get the exit code or signal (0 if none). */

@@ -59,7 +59,7 @@ int rs_event_outcome_parse(const char *s, rs_event_outcome_t *o, rs_err_t *err)
 	if (i < 0)
 		return rs_err_set(err, EINVAL, "outcome '%s': expected completed, "
 				  "failed, signaled, timeout, cancelled, "
-				  "preempted or node_fail", s ? s : "(null)");
+				  "preempted, node_fail or requeued", s ? s : "(null)");
 	*o = (rs_event_outcome_t)i;
 	return 0;
 }

@@ -13,13 +13,17 @@
  *    plugin is loaded into sbatch/srun/slurmstepd, which have globals of
  *    their own.
  */
+#include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,7 +31,9 @@
 #include <slurm/slurm_errno.h>
 #include <slurm/spank.h>
 
+#include "ckpt.h"
 #include "err.h"
+#include "launch.h"
 #include "ledger.h"
 #include "manifest.h"
 #include "path.h"
@@ -36,6 +42,7 @@
 #include "privsep.h"
 #include "requeue.h"
 #include "spec.h"
+#include "supervise.h"
 
 #define RS_EXPORT __attribute__((visibility("default")))
 
@@ -68,6 +75,11 @@ static struct {
 	rs_ledger_sum_t sum;        /* what the ledger said at attempt start */
 	int have_sum;
 	time_t start;
+	time_t end_time;            /* when Slurm ends this attempt, 0 = ? */
+	uint32_t job_nnodes;        /* nodes of the job (not of the step) */
+	char ready[PATH_MAX];       /* RESILIENCE_CKPT_READY */
+	char status[PATH_MAX];      /* supervisor's status file */
+	char supervisor[PATH_MAX];  /* resilience-supervisor, or "" */
 } g;
 
 /* Bound on any file work done on behalf of slurmstepd. */
@@ -249,23 +261,27 @@ RS_EXPORT int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 		return 0;
 	}
 	/* Slurm 22.05 never fills S_SLURM_RESTART_COUNT for the batch step
-	 * (only the task environment gets SLURM_RESTART_COUNT, at exec):
-	 * ask slurmctld, once per attempt. */
-	if (g.step_id == RS_BATCH_STEP) {
+	 * (only the task environment gets SLURM_RESTART_COUNT, at exec), and
+	 * the supervisor needs the attempt's end time: ask slurmctld, once
+	 * per step of a resilient job. */
+	{
 		job_info_msg_t *msg = NULL;
 
 		if (!slurm_load_job(&msg, g.job_id, SHOW_ALL) && msg &&
-		    msg->record_count)
+		    msg->record_count) {
 			g.restart_count = msg->job_array[0].restart_cnt;
-		else
+			g.end_time = msg->job_array[0].end_time;
+			g.job_nnodes = msg->job_array[0].num_nodes;
+		} else {
 			slurm_error("resilience: job %u: cannot load the job's "
-				    "restart count: %s", g.job_id,
+				    "state: %s", g.job_id,
 				    slurm_strerror(slurm_get_errno()));
+			if (spank_get_item(sp, S_SLURM_RESTART_COUNT,
+					   &g.restart_count) != ESPANK_SUCCESS)
+				g.restart_count = 0;
+		}
 		if (msg)
 			slurm_free_job_info_msg(msg);
-	} else if (spank_get_item(sp, S_SLURM_RESTART_COUNT,
-				  &g.restart_count) != ESPANK_SUCCESS) {
-		g.restart_count = 0;
 	}
 	spank_get_item(sp, S_JOB_UID, &g.uid);
 	spank_get_item(sp, S_JOB_GID, &g.gid);
@@ -361,6 +377,141 @@ static unsigned _retries_used(void)
 	return g.have_sum ? g.sum.retries_used : g.restart_count;
 }
 
+/* ------------------------------------------- checkpoints in the job --- */
+
+/* resilience-supervisor: beside resilience.so (a build tree), else where
+ * `make install` puts it. */
+static void _find_supervisor(void)
+{
+	Dl_info info;
+	char dir[PATH_MAX - 32];
+	struct stat st;
+
+	g.supervisor[0] = '\0';
+	if (dladdr((void *)_find_supervisor, &info) && info.dli_fname) {
+		char *slash;
+
+		snprintf(dir, sizeof(dir), "%s", info.dli_fname);
+		slash = strrchr(dir, '/');
+		if (slash) {
+			*slash = '\0';
+			snprintf(g.supervisor, sizeof(g.supervisor),
+				 "%s/resilience-supervisor", dir);
+			if (!stat(g.supervisor, &st) && S_ISREG(st.st_mode))
+				return;
+		}
+	}
+	snprintf(g.supervisor, sizeof(g.supervisor), "%s/resilience-supervisor",
+		 RS_LIBEXECDIR);
+	if (stat(g.supervisor, &st) || !S_ISREG(st.st_mode))
+		g.supervisor[0] = '\0';
+}
+
+/* The user's private folder for the ready and status files (as the user:
+ * slurmstepd runs user_init with the user's effective uid). */
+static int _private_paths(rs_err_t *err)
+{
+	char dir[PATH_MAX];
+	struct stat st;
+
+	rs_launch_private_dir(g.uid, dir, sizeof(dir));
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return rs_err_set(err, errno, "create %s: %s", dir,
+				  strerror(errno));
+	if (lstat(dir, &st) < 0)
+		return rs_err_set(err, errno, "%s: %s", dir, strerror(errno));
+	if (!S_ISDIR(st.st_mode) || st.st_uid != g.uid ||
+	    (st.st_mode & 0077))
+		return rs_err_set(err, EPERM,
+				  "%s is not a private folder of uid %u (owner "
+				  "%u, mode %04o): remove it", dir,
+				  (unsigned)g.uid, (unsigned)st.st_uid,
+				  (unsigned)(st.st_mode & 07777));
+	rs_launch_step_file(dir, g.job_id, g.step_id, "ready", g.ready,
+			    sizeof(g.ready));
+	rs_launch_step_file(dir, g.job_id, g.step_id, "status", g.status,
+			    sizeof(g.status));
+	/* Leftovers of a step that died before task_exit cleaned up. */
+	unlink(g.ready);
+	unlink(g.status);
+	return 0;
+}
+
+struct restore_op {
+	unsigned part;
+	char claim[PATH_MAX + 96];
+};
+
+/* In a privsep child, as the user: restore this node's part of the
+ * latest generation once per attempt.  The claim file (O_EXCL, in the
+ * checkpoint folder every node sees) makes later steps of the same
+ * attempt on this node skip it.  Writes "gen PATH", "none" or "skip". */
+static int _restore_child(void *arg, int out_fd, rs_err_t *err)
+{
+	struct restore_op *op = arg;
+	rs_ckpt_stats_t st;
+	char path[PATH_MAX], line[PATH_MAX + 16];
+	long gen = -1;
+	int fd, rc;
+
+	if (rs_ckpt_latest(g.ckpt, path, sizeof(path), &gen, NULL)) {
+		dprintf(out_fd, "none");
+		return 0;
+	}
+	fd = open(op->claim, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+		  O_CLOEXEC, 0600);
+	if (fd < 0 && errno == EEXIST) {
+		dprintf(out_fd, "skip %s", path);
+		return 0;
+	}
+	if (fd < 0)
+		return rs_err_set(err, errno, "claim %s: %s", op->claim,
+				  strerror(errno));
+	close(fd);
+	rc = rs_ckpt_restore(g.ckpt, g.scratch, gen, op->part, &st, err);
+	if (rc == -ENOENT) {
+		/* This node had no part in that generation: nothing to do. */
+		dprintf(out_fd, "none");
+		return 0;
+	}
+	if (rc) {
+		unlink(op->claim);
+		return rc;
+	}
+	snprintf(line, sizeof(line), "gen %s", path);
+	dprintf(out_fd, "%s", line);
+	return 0;
+}
+
+static void _restore(spank_t sp)
+{
+	struct restore_op op;
+	uint32_t nodeid = 0;
+	char out[PATH_MAX + 32];
+	size_t n = 0;
+	rs_err_t err;
+
+	spank_get_item(sp, S_JOB_NODEID, &nodeid);
+	op.part = nodeid;
+	snprintf(op.claim, sizeof(op.claim), "%s/.restored-%s-a%u-n%u",
+		 g.ckpt, g.job_str, g.restart_count + 1, nodeid);
+	if (rs_privsep_run(g.uid, g.gid, RS_FILE_TIMEOUT_MS * 6, _restore_child,
+			   &op, out, sizeof(out), &n, &err)) {
+		slurm_error("resilience: job %u: restore from %s into %s "
+			    "failed: %s", g.job_id, g.ckpt, g.scratch, err.msg);
+		return;
+	}
+	if (!strncmp(out, "gen ", 4) || !strncmp(out, "skip ", 5)) {
+		const char *gen = out + (out[0] == 'g' ? 4 : 5);
+
+		spank_setenv(sp, "RESILIENCE_RESTORED_FROM", gen, 1);
+		if (out[0] == 'g')
+			slurm_info("resilience: job %u: restored %s into %s "
+				   "(node part %u)", g.job_id, gen, g.scratch,
+				   op.part);
+	}
+}
+
 /*
  * slurmstepd, as the job's user (effective uid), before tasks fork.
  * Re-checks the expanded checkpoint folder against ckpt_roots with the
@@ -407,9 +558,130 @@ RS_EXPORT int slurm_spank_user_init(spank_t sp, int ac, char **av)
 	if (g.ckpt[0]) {
 		spank_setenv(sp, "RESILIENCE_CKPT_DIR", g.ckpt, 1);
 		spank_setenv(sp, "RESILIENCE_SCRATCH", g.scratch, 1);
+		if (_private_paths(&err)) {
+			g.failed = 1;
+			g.fail_err = err;
+			return 0;
+		}
+		spank_setenv(sp, "RESILIENCE_CKPT_READY", g.ready, 1);
+		if (g.spec.restore && g.restart_count > 0)
+			_restore(sp);
+		_find_supervisor();
+		if (!g.supervisor[0]) {
+			g.failed = 1;
+			rs_err_set(&g.fail_err, ENOENT,
+				   "resilience-supervisor not found beside "
+				   "resilience.so nor in %s", RS_LIBEXECDIR);
+		}
 	}
 	return 0;
 }
+
+/* Fill the supervisor's command line for this task. */
+static int _launch_argv(spank_t sp, pid_t adopt, char **argv, int *argc,
+			char *buf, size_t len)
+{
+	uint32_t nodeid = 0, nnodes = 1;
+	int local = 0;
+	rs_launch_t l;
+	const char *node = getenv("SLURMD_NODENAME");
+
+	spank_get_item(sp, S_JOB_NODEID, &nodeid);
+	spank_get_item(sp, S_JOB_NNODES, &nnodes);
+	spank_get_item(sp, S_TASK_ID, &local);
+	memset(&l, 0, sizeof(l));
+	l.supervisor = g.supervisor;
+	l.spec = &g.spec;
+	l.ckpt = g.ckpt;
+	l.scratch = g.scratch;
+	l.ready = g.ready;
+	l.status = g.status;
+	l.job = g.job_str;
+	l.node = node ? node : "unknown";
+	l.attempt = g.restart_count + 1;
+	l.part = nodeid;
+	l.nparts = nnodes ? nnodes : 1;
+	/* One saver per node.  In a job on several nodes the batch script's
+	 * supervisor only forwards: the srun steps that span the nodes save
+	 * every node's part (docs/supervisor.md). */
+	l.saver = local == 0 &&
+		  !(g.step_id == RS_BATCH_STEP && g.job_nnodes > 1);
+	l.end_time = (double)g.end_time;
+	l.adopt = adopt;
+	return rs_launch_argv(&l, argv, argc, buf, len);
+}
+
+#if HAVE_SPANK_PREPEND_TASK_ARGV
+/* Slurm >= 23.11: slurmstepd execs the supervisor, which runs the task. */
+static void _supervise(spank_t sp)
+{
+	char *argv[RS_LAUNCH_MAX_ARGS], buf[16384];
+	int argc = 0;
+	spank_err_t rc;
+
+	if (_launch_argv(sp, 0, argv, &argc, buf, sizeof(buf))) {
+		fprintf(stderr, "resilience: error: supervisor command line too "
+				"long; running without checkpoints\n");
+		return;
+	}
+	rc = spank_prepend_task_argv(sp, argc, (const char **)argv);
+	if (rc != ESPANK_SUCCESS)
+		fprintf(stderr, "resilience: error: cannot start the supervisor "
+				"(%s); running without checkpoints\n",
+			spank_strerror(rc));
+}
+#else
+/* Leave exactly as the task did, if the supervisor cannot be exec'd. */
+static void _wait_and_mirror(pid_t child)
+{
+	int st;
+
+	while (waitpid(child, &st, 0) < 0)
+		if (errno != EINTR)
+			_exit(127);
+	if (WIFSIGNALED(st)) {
+		signal(WTERMSIG(st), SIG_DFL);
+		raise(WTERMSIG(st));
+		_exit(128 + WTERMSIG(st));
+	}
+	_exit(WEXITSTATUS(st));
+}
+
+/*
+ * Slurm 22.05: fork here, in the task process.  The child returns and
+ * slurmstepd execs the application in it; this process, the task pid
+ * Slurm signals, execs the supervisor, which adopts the child.  Signals
+ * stay blocked across exec so none is lost before the supervisor reads
+ * them; the child gets the original mask back.
+ */
+static void _supervise(spank_t sp)
+{
+	char *argv[RS_LAUNCH_MAX_ARGS], buf[16384];
+	sigset_t all, old;
+	int argc = 0;
+	pid_t child;
+
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	child = fork();
+	if (child < 0) {
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		fprintf(stderr, "resilience: error: fork: %s; running without "
+				"checkpoints\n", strerror(errno));
+		return;
+	}
+	if (child == 0) {
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		return;
+	}
+	if (_launch_argv(sp, child, argv, &argc, buf, sizeof(buf)) == 0)
+		execv(argv[0], argv);
+	fprintf(stderr, "resilience: error: cannot run %s: %s; the job runs "
+			"without checkpoints\n", g.supervisor, strerror(errno));
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	_wait_and_mirror(child);
+}
+#endif
 
 /*
  * In each task process, as the job's user, just before exec.  The only
@@ -420,14 +692,18 @@ RS_EXPORT int slurm_spank_user_init(spank_t sp, int ac, char **av)
  */
 RS_EXPORT int slurm_spank_task_init(spank_t sp, int ac, char **av)
 {
-	(void)sp;
 	(void)ac;
 	(void)av;
-	if (!g.active || !g.failed)
+	if (!g.active)
 		return 0;
-	fprintf(stderr, "resilience: error: %s\n", g.fail_err.msg);
-	fflush(stderr);
-	_exit(1);
+	if (g.failed) {
+		fprintf(stderr, "resilience: error: %s\n", g.fail_err.msg);
+		fflush(stderr);
+		_exit(1);
+	}
+	if (g.ckpt[0])
+		_supervise(sp);
+	return 0;
 }
 
 /* ------------------------------------------------ end of an attempt --- */
@@ -447,6 +723,10 @@ static int _job_facts(rs_attempt_end_t *end, int *requeue_allowed,
 		return -1;
 	}
 	st = msg->job_array[0].job_state;
+	/* scontrol requeue (or preemption in REQUEUE mode) leaves the job
+	 * pending, or completing with the requeue flag, before we see it. */
+	end->requeued = (st & JOB_STATE_BASE) == JOB_PENDING ||
+			(st & (JOB_REQUEUE | JOB_REQUEUE_HOLD));
 	end->timed_out = (st & JOB_STATE_BASE) == JOB_TIMEOUT;
 	end->preempted = (st & JOB_STATE_BASE) == JOB_PREEMPTED;
 	end->cancelled = (st & JOB_STATE_BASE) == JOB_CANCELLED;
@@ -508,10 +788,12 @@ static void _set_begin_time(uint32_t delay)
 		    "%us: %s", g.job_id, delay, slurm_strerror(slurm_get_errno()));
 }
 
-static void _act(const rs_decision_t *d)
+static void _act(const rs_decision_t *d, rs_outcome_t o)
 {
 	int rc = 0;
 
+	if (o == RS_OUTCOME_REQUEUED)
+		return; /* Slurm did it */
 	switch (d->action) {
 	case RS_ACTION_REQUEUED:
 	case RS_ACTION_CONTINUED:
@@ -530,6 +812,73 @@ static void _act(const rs_decision_t *d)
 			    slurm_strerror(slurm_get_errno()));
 }
 
+/* In a privsep child, as the user: hand the supervisor's status lines
+ * to slurmstepd and remove the private files of this step. */
+static int _status_child(void *arg, int out_fd, rs_err_t *err)
+{
+	char buf[8192];
+	ssize_t n;
+	int fd;
+
+	(void)arg;
+	unlink(g.ready);
+	fd = open(g.status, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : rs_err_set(err, errno, "%s: %s",
+							 g.status,
+							 strerror(errno));
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		if (write(out_fd, buf, (size_t)n) != n)
+			break;
+	close(fd);
+	unlink(g.status);
+	return 0;
+}
+
+/* The slurmd log gets one line per checkpoint the supervisor took (the
+ * job's stderr already has it).  Local task 0 only: it is the saver. */
+static void _log_supervisor(spank_t sp)
+{
+	char out[16384], *line, *save = NULL;
+	size_t n = 0;
+	int local = -1;
+	rs_err_t err;
+
+	spank_get_item(sp, S_TASK_ID, &local);
+	if (local != 0)
+		return;
+	if (rs_privsep_run(g.uid, g.gid, RS_FILE_TIMEOUT_MS, _status_child,
+			   NULL, out, sizeof(out), &n, &err)) {
+		slurm_error("resilience: job %u: supervisor status %s: %s",
+			    g.job_id, g.status, err.msg);
+		return;
+	}
+	for (line = strtok_r(out, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		rs_supervise_status_t st;
+		char copied[32];
+
+		if (rs_supervise_status_parse(line, &st, NULL) ||
+		    st.event != RS_SUPERVISE_ST_SAVE)
+			continue;
+		rs_supervise_format_bytes(st.copied, copied, sizeof(copied));
+		if (st.ok)
+			slurm_info("resilience: job %u: checkpoint gen-%06ld "
+				   "(%s, part %u/%u%s) saved: %llu files, %s "
+				   "copied, %.2f s", g.job_id, st.gen,
+				   rs_supervise_reason_name(st.reason),
+				   st.part + 1, st.nparts,
+				   st.published ? ", published" : "",
+				   (unsigned long long)st.files, copied,
+				   st.seconds);
+		else
+			slurm_error("resilience: job %u: checkpoint (%s) "
+				    "failed: %s", g.job_id,
+				    rs_supervise_reason_name(st.reason),
+				    st.error);
+	}
+}
+
 /*
  * slurmstepd, as root, when a task ends.  For the batch script: classify
  * how the attempt ended, decide (requeue policy), record it in the ledger
@@ -537,7 +886,7 @@ static void _act(const rs_decision_t *d)
  */
 RS_EXPORT int slurm_spank_task_exit(spank_t sp, int ac, char **av)
 {
-	rs_attempt_end_t end = { 0, 0, 0, 0 };
+	rs_attempt_end_t end = { 0, 0, 0, 0, 0 };
 	rs_decide_in_t in;
 	rs_decision_t d;
 	rs_ledger_end_t fin;
@@ -546,10 +895,15 @@ RS_EXPORT int slurm_spank_task_exit(spank_t sp, int ac, char **av)
 	rs_outcome_t o;
 	rs_err_t err;
 	int status = 0, exit_code, sig, requeue_allowed = 1, batch = 1;
+	unsigned allowed;
 
 	(void)ac;
 	(void)av;
-	if (!g.active || g.failed || g.step_id != RS_BATCH_STEP)
+	if (!g.active || g.failed)
+		return 0;
+	if (g.ckpt[0])
+		_log_supervisor(sp);
+	if (g.step_id != RS_BATCH_STEP)
 		return 0;
 	spank_get_item(sp, S_TASK_EXIT_STATUS, &status);
 	end.wait_status = status;
@@ -590,13 +944,18 @@ RS_EXPORT int slurm_spank_task_exit(spank_t sp, int ac, char **av)
 			    "%s: %s", g.job_id, g.restart_count + 1,
 			    g.ledger_dir, err.msg);
 
-	rs_requeue_summary(g.restart_count + 1,
-			   _retry_budget() + 1 + (g.have_sum ? g.sum.continuations : 0) +
-			   (d.action == RS_ACTION_CONTINUED),
-			   o, exit_code, sig, &d, line, sizeof(line));
+	allowed = _retry_budget() + 1 +
+		  (g.have_sum ? g.sum.continuations : 0) +
+		  (d.action == RS_ACTION_CONTINUED);
+	if (allowed < g.restart_count + 1)
+		allowed = g.restart_count + 1;
+	rs_requeue_summary(g.restart_count + 1, allowed, o, exit_code, sig,
+			   &d, line, sizeof(line));
 	slurm_info("%s (%s)", line, d.why);
-	if (d.action != RS_ACTION_COMPLETED)
+	/* A person reads why in scontrol/sacct; a completed or cancelled
+	 * job needs no explanation (and may already be gone). */
+	if (d.action != RS_ACTION_COMPLETED && d.action != RS_ACTION_ENDED)
 		_set_admin_comment(line);
-	_act(&d);
+	_act(&d, o);
 	return 0;
 }

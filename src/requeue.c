@@ -16,7 +16,7 @@
 
 static const char *const outcome_names[RS_OUTCOME_COUNT] = {
 	"completed", "failed", "signaled", "timeout", "cancelled",
-	"preempted", "node_fail",
+	"preempted", "node_fail", "requeued",
 };
 
 static const char *const action_names[RS_ACTION_COUNT] = {
@@ -62,6 +62,8 @@ rs_outcome_t rs_requeue_classify(const rs_attempt_end_t *end, int *exit_code,
 	*sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
 	/* Slurm's own verdicts first: at a time limit, preemption or scancel
 	 * the script dies of Slurm's SIGTERM/SIGKILL, which says nothing. */
+	if (end->requeued)
+		return RS_OUTCOME_REQUEUED;
 	if (end->preempted)
 		return RS_OUTCOME_PREEMPTED;
 	if (end->timed_out)
@@ -122,6 +124,13 @@ void rs_requeue_decide(const rs_decide_in_t *in, rs_decision_t *out)
 	if (in->outcome == RS_OUTCOME_COMPLETED) {
 		out->action = RS_ACTION_COMPLETED;
 		WHY("completed");
+		return;
+	}
+	if (in->outcome == RS_OUTCOME_REQUEUED) {
+		/* Slurm (an admin, or preemption) requeued it already: no
+		 * retry used, nothing for us to do. */
+		out->action = RS_ACTION_CONTINUED;
+		WHY("requeued by Slurm: no retry used");
 		return;
 	}
 	if (in->outcome == RS_OUTCOME_CANCELLED) {
