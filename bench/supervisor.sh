@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 B=${RS_BUILD:-$PWD/build}
 RUNS=${1:-300}
 SUP=$B/resilience-supervisor
-make --no-print-directory "$SUP" >/dev/null
+make --no-print-directory B="$B" "$SUP" >/dev/null
 mkdir -p "$B/tests"
 ${CC:-cc} -std=gnu11 -D_GNU_SOURCE -O2 -o "$B/tests/supervisor-adopt" tests/supervisor/adopt.c
 tmp=$(mktemp -d)
