@@ -38,6 +38,8 @@ typedef struct rs_ckpt_tree_opts {
 	int dst_fresh;            /* dst is a directory we just created (empty):
 	                           * no need to look for entries to replace */
 	int set_root_attrs;       /* give dst the mode and mtime of src */
+	int early_writeback;      /* SYNCFS: start writeback of each file as
+	                           * soon as it is copied */
 } rs_ckpt_tree_opts_t;
 
 #define RS_CKPT_TREE_MAX_DEPTH 256

@@ -1072,6 +1072,7 @@ int rs_ckpt_save(const char *scratch, const char *ckpt_dir, unsigned keep,
 	}
 	o.sync = _sync_mode();
 	o.fault_after_files = _env_ulong("RS_CKPT_FAULT_AFTER_FILES", 0);
+	o.early_writeback = _env_ulong("RS_CKPT_EARLY_WRITEBACK", 1) != 0;
 	o.dst_fresh = 1;
 	o.set_root_attrs = 1;
 	rc = rs_ckpt_tree_copy(sfd, pfd, scratch, tmp_path, &o, stats, err);
