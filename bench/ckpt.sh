@@ -44,6 +44,20 @@ t() {
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 fmt() { printf '%8.3f s' "$1"; }
+# spread VAR: "min .. max" of an array, so noise is visible
+spread() {
+	local -n a=$1
+	printf '(%.3f .. %.3f)' "$(printf '%s\n' "${a[@]}" | sort -g | head -1)" \
+		"$(printf '%s\n' "${a[@]}" | sort -g | tail -1)"
+}
+# pmedian A B: median over runs of A[i] / B[i]; each pair ran back to
+# back, so a neighbour's load drifting between runs cancels out
+pmedian() {
+	local -n a=$1 b=$2
+	local i out=()
+	for i in "${!a[@]}"; do out+=("$(echo "${a[$i]} / ${b[$i]}" | bc -l)"); done
+	median "${out[@]}"
+}
 ratio() { echo "$1 / $2" | bc -l; }
 # clean slate between timed runs: remove, then flush so the removal's
 # journal writes are not billed to the next tool
@@ -78,11 +92,11 @@ m_ckpt=$(median "${T_CKPT[@]}"); m_fsync=$(median "${T_FSYNC[@]}")
 m_cp=$(median "${T_CP[@]}"); m_rsf=$(median "${T_RSF[@]}"); m_rs=$(median "${T_RS[@]}")
 
 echo "== full save, median of $RUNS"
-echo "   ckpt save (syncfs, default)     $(fmt "$m_ckpt")"
-echo "   ckpt save (RS_CKPT_SYNC=fsync)  $(fmt "$m_fsync")"
-echo "   cp -a && sync                   $(fmt "$m_cp")"
-echo "   rsync -a --fsync                $(fmt "$m_rsf")"
-echo "   rsync -a (not durable)          $(fmt "$m_rs")"
+echo "   ckpt save (syncfs, default)     $(fmt "$m_ckpt") $(spread T_CKPT)"
+echo "   ckpt save (RS_CKPT_SYNC=fsync)  $(fmt "$m_fsync") $(spread T_FSYNC)"
+echo "   cp -a && sync                   $(fmt "$m_cp") $(spread T_CP)"
+echo "   rsync -a --fsync                $(fmt "$m_rsf") $(spread T_RSF)"
+echo "   rsync -a (not durable)          $(fmt "$m_rs") $(spread T_RS)"
 
 # ------------------------------------------------------ incremental save
 nchange=$(( NSMALL * CHANGE_PCT / 100 )); [ $nchange -ge 1 ] || nchange=1
@@ -119,19 +133,20 @@ m_ickpt=$(median "${I_CKPT[@]}"); m_iprune=$(median "${I_PRUNE[@]}")
 m_ild=$(median "${I_LD[@]}"); m_iip=$(median "${I_IP[@]}")
 
 echo "== incremental save, $nchange files ($CHANGE_PCT %) changed, median of $RUNS"
-echo "   ckpt save                       $(fmt "$m_ickpt")"
-echo "   ckpt save --keep 2 (prunes one) $(fmt "$m_iprune")"
-echo "   rsync -a --fsync --link-dest    $(fmt "$m_ild")"
-echo "   rsync -a --delete (in place)    $(fmt "$m_iip")"
+echo "   ckpt save                       $(fmt "$m_ickpt") $(spread I_CKPT)"
+echo "   ckpt save --keep 2 (prunes one) $(fmt "$m_iprune") $(spread I_PRUNE)"
+echo "   rsync -a --fsync --link-dest    $(fmt "$m_ild") $(spread I_LD)"
+echo "   rsync -a --delete (in place)    $(fmt "$m_iip") $(spread I_IP)"
 "$CLI" ckpt list "$W/ck" | tail -3 | head -2 | sed 's/^/   /'
 
 verdict() { if [ "$(echo "$1" | bc -l)" = 1 ]; then echo "meets target"; else echo "MISSES target"; fi; }
 r1=$(ratio "$m_ckpt" "$m_cp"); r2=$(ratio "$m_rsf" "$m_ckpt"); r3=$(ratio "$m_rs" "$m_ckpt")
 r4=$(ratio "$m_ild" "$m_ickpt"); r5=$(ratio "$m_iip" "$m_ickpt"); r6=$(ratio "$m_fsync" "$m_ckpt")
-echo "== ratios"
-printf '   full: ckpt / (cp -a && sync)          = %5.2f  (target <= 1.2: %s)\n' "$r1" "$(verdict "$r1 <= 1.2")"
-printf '   full: (rsync -a --fsync) / ckpt       = %5.2f  (target >= 3: %s)\n' "$r2" "$(verdict "$r2 >= 3")"
-printf '   full: (rsync -a) / ckpt               = %5.2f  (reference)\n' "$r3"
-printf '   full: ckpt fsync-per-file / syncfs    = %5.2f  (why syncfs is the default)\n' "$r6"
-printf '   incr: (rsync --link-dest) / ckpt      = %5.2f  (target >= 4: %s)\n' "$r4" "$(verdict "$r4 >= 4")"
-printf '   incr: (rsync -a --delete) / ckpt      = %5.2f  (reference)\n' "$r5"
+p1=$(pmedian T_CKPT T_CP); p2=$(pmedian T_RSF T_CKPT); p4=$(pmedian I_LD I_CKPT)
+echo "== ratios (of medians; in brackets: median of per-run ratios)"
+printf '   full: ckpt / (cp -a && sync)          = %5.2f [%5.2f]  (target <= 1.2: %s)\n' "$r1" "$p1" "$(verdict "$r1 <= 1.2")"
+printf '   full: (rsync -a --fsync) / ckpt       = %5.2f [%5.2f]  (target >= 3: %s)\n' "$r2" "$p2" "$(verdict "$r2 >= 3")"
+printf '   full: (rsync -a) / ckpt               = %5.2f          (reference)\n' "$r3"
+printf '   full: ckpt fsync-per-file / syncfs    = %5.2f          (why syncfs is the default)\n' "$r6"
+printf '   incr: (rsync --link-dest) / ckpt      = %5.2f [%5.2f]  (target >= 4: %s)\n' "$r4" "$p4" "$(verdict "$r4 >= 4")"
+printf '   incr: (rsync -a --delete) / ckpt      = %5.2f          (reference)\n' "$r5"
