@@ -321,6 +321,21 @@ def test_signals_forwarded_to_user_trap(tmp_path, mode):
     assert p.err == b""
 
 
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_signal_goes_to_the_app_not_its_children(tmp_path, mode):
+    """Like a B: signal without a supervisor: the task pid gets it, its
+    children do not (a child without a USR1 handler would die of it)."""
+    log = tmp_path / "log"
+    app = ["bash", "-c", f"trap 'echo usr1 >> {log}' USR1; "
+           f"bash -c 'sleep 1; echo child-done >> {log}' & "
+           f"echo started >> {log}; wait $!; wait $!; echo app-done >> {log}"]
+    p = Proc(tmp_path, command(mode, app))
+    wait_for(lambda: "started" in lines(log), what="app start")
+    os.kill(p.pid, signal.SIGUSR1)
+    assert decode(p.wait()) == ("exit", 0)
+    assert lines(log) == ["started", "usr1", "child-done", "app-done"]
+
+
 @pytest.mark.parametrize("mode", SUPERVISED)
 def test_signal_kills_app_like_without_supervisor(tmp_path, mode):
     """A signal the app does not handle kills it; the supervisor dies the
