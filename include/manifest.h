@@ -98,6 +98,12 @@ int rs_manifest_write_json_at(int dirfd, const char *dir_path,
 			      const char *name, json_object *obj,
 			      rs_err_t *err);
 
+/* The same; sync_dir 0 skips the fsync of dirfd after the rename, for a
+ * caller that fsyncs dirfd itself right after (one journal commit less). */
+int rs_manifest_write_json_at2(int dirfd, const char *dir_path,
+			       const char *name, json_object *obj,
+			       int sync_dir, rs_err_t *err);
+
 /* Read dirfd/name as a JSON object (at most RS_MANIFEST_MAX_BYTES).
  * -ENOENT if missing, -EBADMSG if not a JSON object. */
 int rs_manifest_read_json_at(int dirfd, const char *dir_path,

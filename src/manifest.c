@@ -328,6 +328,13 @@ int rs_manifest_write_json_at(int dirfd, const char *dir_path,
 			      const char *name, json_object *obj,
 			      rs_err_t *err)
 {
+	return rs_manifest_write_json_at2(dirfd, dir_path, name, obj, 1, err);
+}
+
+int rs_manifest_write_json_at2(int dirfd, const char *dir_path,
+			       const char *name, json_object *obj,
+			       int sync_dir, rs_err_t *err)
+{
 	char tmp[NAME_MAX + 1];
 	const char *s;
 	size_t len = 0;
@@ -377,7 +384,7 @@ int rs_manifest_write_json_at(int dirfd, const char *dir_path,
 				tmp, name, strerror(errno));
 		goto out;
 	}
-	if (fsync(dirfd) < 0) {
+	if (sync_dir && fsync(dirfd) < 0) {
 		rc = rs_err_set(err, errno, "fsync %s: %s", dir_path,
 				strerror(errno));
 		goto out;
