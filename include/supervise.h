@@ -79,6 +79,21 @@ void rs_supervise_opts_init(rs_supervise_opts_t *o);
 int rs_supervise_parse(int argc, char **argv, rs_supervise_opts_t *o,
 		       rs_err_t *err);
 
+/*
+ * The plugin's side of the same contract: build the supervisor's command
+ * line from o.  argv[0] = path, then every option that is set (strings
+ * that are non-NULL, lead/every/end_time/attempt that are non-zero, the
+ * rest always), then `--pid PID` if o->pid > 0, else a final `--` after
+ * which the program goes (Slurm >= 23.11 prepends this argv to the task's).
+ * o->argv is ignored.  Numbers are plain decimals the parser accepts;
+ * strings are written into store.  Returns argc (argv[argc] is NULL), or
+ * -ENOSPC with err if store or argv (argv_max entries) is too small.
+ * rs_supervise_parse() of the result gives back o (seconds to 1 us).
+ */
+int rs_supervise_argv(const rs_supervise_opts_t *o, const char *path,
+		      char *store, size_t store_len, char **argv,
+		      size_t argv_max, rs_err_t *err);
+
 /* Signal number from "USR1", "SIGUSR1", "usr1" or "10".  Refuses SIGKILL,
  * SIGSTOP and SIGCHLD (they cannot serve as a warning).  -EINVAL. */
 int rs_supervise_parse_signal(const char *s, int *sig, rs_err_t *err);

@@ -332,6 +332,113 @@ int rs_supervise_parse(int argc, char **argv, rs_supervise_opts_t *o,
 	return rc;
 }
 
+struct argv_build {
+	char *store;
+	size_t used, len;
+	char **argv;
+	size_t argc, max;
+	int overflow;
+};
+
+static void _arg(struct argv_build *ab, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void _arg(struct argv_build *ab, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (ab->overflow)
+		return;
+	/* one slot stays for the terminating NULL */
+	if (ab->argc + 1 >= ab->max || ab->used >= ab->len) {
+		ab->overflow = 1;
+		return;
+	}
+	va_start(ap, fmt);
+	n = vsnprintf(ab->store + ab->used, ab->len - ab->used, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= ab->len - ab->used) {
+		ab->overflow = 1;
+		return;
+	}
+	ab->argv[ab->argc++] = ab->store + ab->used;
+	ab->used += (size_t)n + 1;
+}
+
+/* Seconds as the parser wants them: plain decimal, no exponent, trailing
+ * zeros dropped ("60", "0.5"). */
+static void _arg_seconds(struct argv_build *ab, const char *opt, double v)
+{
+	char buf[64];
+	size_t n;
+
+	snprintf(buf, sizeof(buf), "%.6f", v);
+	n = strlen(buf);
+	while (n && buf[n - 1] == '0')
+		buf[--n] = '\0';
+	if (n && buf[n - 1] == '.')
+		buf[--n] = '\0';
+	_arg(ab, "%s", opt);
+	_arg(ab, "%s", buf);
+}
+
+static void _arg_str(struct argv_build *ab, const char *opt, const char *v)
+{
+	if (!v)
+		return;
+	_arg(ab, "%s", opt);
+	_arg(ab, "%s", v);
+}
+
+int rs_supervise_argv(const rs_supervise_opts_t *o, const char *path,
+		      char *store, size_t store_len, char **argv,
+		      size_t argv_max, rs_err_t *err)
+{
+	struct argv_build ab = { store, 0, store_len, argv, 0, argv_max, 0 };
+
+	_arg(&ab, "%s", path);
+	_arg(&ab, "--role");
+	_arg(&ab, "%s", o->role == RS_SUPERVISE_SAVER ? "saver" : "forward");
+	_arg_str(&ab, "--ckpt", o->ckpt_dir);
+	_arg_str(&ab, "--scratch", o->scratch);
+	_arg(&ab, "--signal");
+	_arg(&ab, "%d", o->signal);
+	_arg_seconds(&ab, "--grace", o->grace);
+	_arg(&ab, "--keep");
+	_arg(&ab, "%u", o->keep);
+	_arg_str(&ab, "--ready", o->ready);
+	_arg_str(&ab, "--job", o->job_id);
+	if (o->attempt) {
+		_arg(&ab, "--attempt");
+		_arg(&ab, "%u", o->attempt);
+	}
+	_arg_str(&ab, "--node", o->node);
+	_arg(&ab, "--part");
+	_arg(&ab, "%u", o->part);
+	_arg(&ab, "--nparts");
+	_arg(&ab, "%u", o->nparts);
+	_arg_str(&ab, "--status", o->status);
+	if (o->lead > 0)
+		_arg_seconds(&ab, "--lead", o->lead);
+	if (o->end_time > 0)
+		_arg_seconds(&ab, "--end-time", o->end_time);
+	_arg_str(&ab, "--end-time-file", o->end_time_file);
+	if (o->every > 0)
+		_arg_seconds(&ab, "--every", o->every);
+	_arg_seconds(&ab, "--save-timeout", o->save_timeout);
+	if (o->pid > 0) {
+		_arg(&ab, "--pid");
+		_arg(&ab, "%d", (int)o->pid);
+	} else {
+		_arg(&ab, "--");
+	}
+	if (ab.overflow)
+		return rs_err_set(err, ENOSPC, "supervisor command line: more than %zu bytes or %zu arguments",
+				  store_len, argv_max);
+	argv[ab.argc] = NULL;
+	return (int)ab.argc;
+}
+
 /* ------------------------------------------------------ exit mapping --- */
 
 int rs_supervise_exit_of(int wstatus, rs_supervise_exit_t *out)

@@ -145,6 +145,98 @@ START_TEST(test_supervise_parse_error_keeps_the_application)
 }
 END_TEST
 
+START_TEST(test_supervise_argv_round_trip)
+{
+	rs_supervise_opts_t in, out;
+	char store[2048], *argv[64];
+	rs_err_t err;
+	int argc;
+
+	rs_supervise_opts_init(&in);
+	in.ckpt_dir = "/lustre/p/ckpt 1";
+	in.scratch = "/tmp/s";
+	in.signal = SIGRTMIN + 3;
+	in.grace = 0.25;
+	in.keep = 5;
+	in.ready = "/tmp/s/.ready";
+	in.job_id = "42_3";
+	in.attempt = 2;
+	in.node = "n1";
+	in.part = 2;
+	in.nparts = 3;
+	in.status = "/run/st";
+	in.lead = 120;
+	in.end_time = 1764170000.5;
+	in.end_time_file = "/run/end";
+	in.every = 1800;
+	in.save_timeout = 0;
+	argc = rs_supervise_argv(&in, "/usr/libexec/rs", store, sizeof(store), argv, 62, &err);
+	ck_assert_int_gt(argc, 0);
+	ck_assert_str_eq(argv[0], "/usr/libexec/rs");
+	ck_assert_str_eq(argv[argc - 1], "--");
+	ck_assert_ptr_null(argv[argc]);
+	/* Slurm >= 23.11 puts the task's own argv after ours. */
+	argv[argc] = "prog";
+	argv[argc + 1] = NULL;
+	ck_assert_int_eq(rs_supervise_parse(argc + 1, argv, &out, &err), 0);
+	ck_assert_str_eq(out.argv[0], "prog");
+	ck_assert_str_eq(out.ckpt_dir, in.ckpt_dir);
+	ck_assert_str_eq(out.scratch, in.scratch);
+	ck_assert_int_eq(out.signal, in.signal);
+	ck_assert_double_eq(out.grace, 0.25);
+	ck_assert_uint_eq(out.keep, 5);
+	ck_assert_str_eq(out.ready, in.ready);
+	ck_assert_str_eq(out.job_id, "42_3");
+	ck_assert_uint_eq(out.attempt, 2);
+	ck_assert_str_eq(out.node, "n1");
+	ck_assert_uint_eq(out.part, 2);
+	ck_assert_uint_eq(out.nparts, 3);
+	ck_assert_int_eq(out.role, RS_SUPERVISE_SAVER);
+	ck_assert_str_eq(out.status, in.status);
+	ck_assert_double_eq(out.lead, 120);
+	ck_assert_double_eq(out.end_time, 1764170000.5);
+	ck_assert_str_eq(out.end_time_file, in.end_time_file);
+	ck_assert_double_eq(out.every, 1800);
+	ck_assert_double_eq(out.save_timeout, 0);
+
+	/* 22.05: adopt a pid; a forwarder needs no ckpt. */
+	rs_supervise_opts_init(&in);
+	in.role = RS_SUPERVISE_FORWARD;
+	in.pid = 4242;
+	argc = rs_supervise_argv(&in, "rs", store, sizeof(store), argv, 64, &err);
+	ck_assert_str_eq(argv[argc - 2], "--pid");
+	ck_assert_str_eq(argv[argc - 1], "4242");
+	ck_assert_int_eq(rs_supervise_parse(argc, argv, &out, &err), 0);
+	ck_assert_int_eq(out.pid, 4242);
+	ck_assert_int_eq(out.role, RS_SUPERVISE_FORWARD);
+	ck_assert_double_eq(out.grace, 60);
+	ck_assert_double_eq(out.save_timeout, 3600);
+	ck_assert_ptr_null(out.ckpt_dir);
+}
+END_TEST
+
+START_TEST(test_supervise_argv_too_small)
+{
+	rs_supervise_opts_t in;
+	char store[2048], *argv[64];
+	rs_err_t err;
+	int argc;
+
+	rs_supervise_opts_init(&in);
+	in.role = RS_SUPERVISE_FORWARD;
+	in.pid = 7;
+	argc = rs_supervise_argv(&in, "rs", store, sizeof(store), argv, 64, &err);
+	ck_assert_int_gt(argc, 0);
+	/* Exactly enough argv slots (argc + NULL) works, one less does not. */
+	ck_assert_int_eq(rs_supervise_argv(&in, "rs", store, sizeof(store), argv,
+					   (size_t)argc + 1, &err), argc);
+	ck_assert_int_eq(rs_supervise_argv(&in, "rs", store, sizeof(store), argv,
+					   (size_t)argc, &err), -ENOSPC);
+	ck_assert_int_eq(rs_supervise_argv(&in, "rs", store, 20, argv, 64, &err), -ENOSPC);
+	ck_assert_ptr_nonnull(strstr(err.msg, "supervisor command line"));
+}
+END_TEST
+
 START_TEST(test_supervise_parse_signal_names)
 {
 	int sig = 0;
@@ -818,6 +910,8 @@ static Suite *supervise_suite(void)
 	tcase_add_loop_test(tc, test_supervise_parse_errors, 0,
 			    (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
 	tcase_add_test(tc, test_supervise_parse_error_keeps_the_application);
+	tcase_add_test(tc, test_supervise_argv_round_trip);
+	tcase_add_test(tc, test_supervise_argv_too_small);
 	tcase_add_test(tc, test_supervise_parse_signal_names);
 	tcase_add_test(tc, test_supervise_parse_seconds_and_end_time);
 	suite_add_tcase(s, tc);
