@@ -48,8 +48,12 @@ class Proc:
 
         def pre():
             if core:
-                resource.setrlimit(resource.RLIMIT_CORE,
-                                   (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+                try:
+                    resource.setrlimit(resource.RLIMIT_CORE,
+                                       (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+                except (ValueError, OSError):  # not root: as far as allowed
+                    hard = resource.getrlimit(resource.RLIMIT_CORE)[1]
+                    resource.setrlimit(resource.RLIMIT_CORE, (hard, hard))
 
         with open(self.out_path, "wb") as o, open(self.err_path, "wb") as e:
             self.p = subprocess.Popen(argv, stdout=o, stderr=e, stdin=subprocess.DEVNULL,
