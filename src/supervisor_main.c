@@ -404,8 +404,8 @@ static void _check_end_file(void)
 		return; /* not written yet: keep what we know */
 	n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
-	if (n < 0)
-		return;
+	if (n <= 0)
+		return; /* empty: being rewritten in place; "0" says unknown */
 	buf[n] = '\0';
 	if (rs_supervise_parse_end_time(buf, &end, NULL) < 0)
 		return; /* half-written or garbage: try again next time */
@@ -591,14 +591,12 @@ int main(int argc, char **argv)
 	}
 	_drop_stdio();
 
-	if (S.o.end_time_file) {
-		S.end_unix = 0;
-		rs_supervise_sm_init(&S.sm, &S.o, _mono(), 0);
+	/* --end-time is what was known at start; the file, when given and
+	 * readable, overrides it from then on. */
+	S.end_unix = S.o.end_time;
+	rs_supervise_sm_init(&S.sm, &S.o, _mono(), _end_mono(S.o.end_time));
+	if (S.o.end_time_file)
 		_check_end_file();
-	} else {
-		S.end_unix = S.o.end_time;
-		rs_supervise_sm_init(&S.sm, &S.o, _mono(), _end_mono(S.o.end_time));
-	}
 	if (S.app_done)
 		_feed(RS_SUPERVISE_EV_APP_EXIT);
 
