@@ -8,6 +8,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "launch.h"
+#include "spec.h"
 #include "supervise.h"
 
 #define ARGC(a) ((int)(sizeof(a) / sizeof((a)[0])) - 1)
@@ -234,6 +236,62 @@ START_TEST(test_supervise_argv_too_small)
 					   (size_t)argc, &err), -ENOSPC);
 	ck_assert_int_eq(rs_supervise_argv(&in, "rs", store, 20, argv, 64, &err), -ENOSPC);
 	ck_assert_ptr_nonnull(strstr(err.msg, "supervisor command line"));
+}
+END_TEST
+
+/* The contract with the plugin: what src/launch.c builds, we accept
+ * without falling back to forward-only mode. */
+START_TEST(test_supervise_accepts_the_plugin_command_line)
+{
+	char *argv[RS_LAUNCH_MAX_ARGS + 2], buf[16384];
+	rs_supervise_opts_t o;
+	rs_launch_t l;
+	rs_spec_t spec;
+	rs_err_t err;
+	int argc = 0;
+
+	ck_assert_int_eq(rs_spec_parse("ckpt=/c/%j,scratch=/s,signal=USR2,grace=90s,"
+				       "keep=4,lead=5m,every=1h", &spec, &err), 0);
+	memset(&l, 0, sizeof(l));
+	l.supervisor = "/usr/libexec/resilience-supervisor";
+	l.spec = &spec;
+	l.ckpt = "/c/42";
+	l.scratch = "/s";
+	l.ready = "/tmp/.resilience-1000/42.0.ready";
+	l.status = "/tmp/.resilience-1000/42.0.status";
+	l.job = "42";
+	l.node = "n2";
+	l.attempt = 3;
+	l.part = 1;
+	l.nparts = 2;
+	l.saver = _i == 0;
+	l.end_time = 1764170000;
+	l.adopt = _i == 0 ? 4242 : 0;
+	ck_assert_int_eq(rs_launch_argv(&l, argv, &argc, buf, sizeof(buf)), 0);
+	if (!l.adopt) {
+		ck_assert_str_eq(argv[argc - 1], "--");
+		argv[argc++] = "app";
+		argv[argc] = NULL;
+	}
+	rs_err_clear(&err);
+	ck_assert_msg(rs_supervise_parse(argc, argv, &o, &err) == 0, "%s", err.msg);
+	ck_assert_int_eq(o.role, _i == 0 ? RS_SUPERVISE_SAVER : RS_SUPERVISE_FORWARD);
+	ck_assert_int_eq(o.pid, l.adopt);
+	ck_assert_str_eq(o.ckpt_dir, "/c/42");
+	ck_assert_str_eq(o.scratch, "/s");
+	ck_assert_int_eq(o.signal, SIGUSR2);
+	ck_assert_double_eq(o.grace, 90);
+	ck_assert_uint_eq(o.keep, 4);
+	ck_assert_str_eq(o.ready, l.ready);
+	ck_assert_str_eq(o.status, l.status);
+	ck_assert_str_eq(o.job_id, "42");
+	ck_assert_str_eq(o.node, "n2");
+	ck_assert_uint_eq(o.attempt, 3);
+	ck_assert_uint_eq(o.part, 1);
+	ck_assert_uint_eq(o.nparts, 2);
+	ck_assert_double_eq(o.lead, 300);
+	ck_assert_double_eq(o.end_time, 1764170000);
+	ck_assert_double_eq(o.every, 3600);
 }
 END_TEST
 
@@ -912,6 +970,7 @@ static Suite *supervise_suite(void)
 	tcase_add_test(tc, test_supervise_parse_error_keeps_the_application);
 	tcase_add_test(tc, test_supervise_argv_round_trip);
 	tcase_add_test(tc, test_supervise_argv_too_small);
+	tcase_add_loop_test(tc, test_supervise_accepts_the_plugin_command_line, 0, 2);
 	tcase_add_test(tc, test_supervise_parse_signal_names);
 	tcase_add_test(tc, test_supervise_parse_seconds_and_end_time);
 	suite_add_tcase(s, tc);
