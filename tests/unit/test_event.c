@@ -83,6 +83,8 @@ START_TEST(test_event_outcome_names_round_trip)
 	ck_assert_ptr_null(rs_event_outcome_name(RS_OUTCOME_COUNT_));
 	ck_assert_ptr_null(rs_event_outcome_name((rs_event_outcome_t)-1));
 	ck_assert_str_eq(rs_event_action_name(RS_ACTION_HELD), "held");
+	ck_assert_str_eq(rs_event_action_name(RS_ACTION_ENDED), "ended");
+	ck_assert_str_eq(rs_event_outcome_name(RS_OUTCOME_REQUEUED), "requeued");
 	ck_assert_ptr_null(rs_event_action_name(RS_ACTION_COUNT_));
 	for (int i = 0; i < RS_OUTCOME_COUNT_; i++) {
 		ck_assert_int_eq(rs_event_outcome_parse(rs_event_outcome_name(i), &o, &err), 0);
@@ -103,7 +105,7 @@ START_TEST(test_event_outcome_parse_rejects_unknown)
 
 	ck_assert_int_eq(rs_event_outcome_parse("FAILED", &o, &err), -EINVAL);
 	ck_assert_str_eq(err.msg, "outcome 'FAILED': expected completed, failed, signaled, "
-			 "timeout, cancelled, preempted or node_fail");
+			 "timeout, cancelled, preempted, node_fail or requeued");
 	ck_assert_int_eq(o, RS_OUTCOME_TIMEOUT);
 	ck_assert_int_eq(rs_event_outcome_parse(NULL, &o, &err), -EINVAL);
 	ck_assert_int_eq(rs_event_action_parse("", &a, &err), -EINVAL);
@@ -163,7 +165,11 @@ START_TEST(test_event_validate_rejects_each_bad_field)
 	sample(&ev);
 	ev.outcome = RS_OUTCOME_COUNT_;
 	ck_assert_int_eq(rs_event_validate(&ev, &err), -EINVAL);
-	ck_assert_str_eq(err.msg, "event: outcome 7 out of range");
+	{
+		char want[64];
+		snprintf(want, sizeof(want), "event: outcome %d out of range", (int)RS_OUTCOME_COUNT_);
+		ck_assert_str_eq(err.msg, want);
+	}
 	rs_event_free(&ev);
 
 	sample(&ev);
@@ -707,7 +713,7 @@ START_TEST(test_event_from_json_rejects_bad_input)
 		  "event field duration_seconds: expected a number" },
 		{ "{\"cluster\":\"c\",\"job_id\":7,\"attempt\":1,\"outcome\":\"oom\"}",
 		  "outcome 'oom': expected completed, failed, signaled, timeout, cancelled, "
-		  "preempted or node_fail" },
+		  "preempted, node_fail or requeued" },
 		{ "{\"cluster\":\"c\",\"job_id\":7,\"attempt\":1,\"action\":1}",
 		  "event field action: expected a string" },
 		{ "{\"schema_version\":2,\"cluster\":\"c\",\"job_id\":7,\"attempt\":1}",
