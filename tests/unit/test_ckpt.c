@@ -19,6 +19,9 @@
 #include "ckpt.h"
 #include "manifest.h"
 
+/* one level more than the engine accepts (RS_CKPT_TREE_MAX_DEPTH) */
+#define RS_CKPT_DEPTH_TEST 257
+
 static char base[PATH_MAX], S[PATH_MAX], C[PATH_MAX], R[PATH_MAX];
 static rs_err_t e;
 
@@ -904,6 +907,126 @@ START_TEST(test_ckpt_verify_detects_inconsistency)
 }
 END_TEST
 
+
+/* ------------------------------------------------------ error paths --- */
+
+START_TEST(test_ckpt_lock_timeout_fails_save_cleanly)
+{
+	int dfd, lfd = -1;
+
+	ck_assert_int_eq(save(3, NULL), 0);
+	dfd = rs_manifest_open_dir(C, 0, &e);
+	ck_assert_int_ge(dfd, 0);
+	ck_assert_int_eq(rs_manifest_lock(dfd, C, 1000, &lfd, &e), 0);
+	setenv("RS_CKPT_LOCK_TIMEOUT", "1", 1);
+	ck_assert_int_eq(save(3, NULL), -ETIMEDOUT);
+	unsetenv("RS_CKPT_LOCK_TIMEOUT");
+	ck_assert_ptr_nonnull(strstr(e.msg, ".lock"));
+	ck_assert_int_eq(count_prefix(C, ".staging"), 0);
+	rs_manifest_unlock(lfd);
+	close(dfd);
+	ck_assert_int_eq(latest(), 1);
+	ck_assert_int_eq(save(3, NULL), 0);
+	ck_assert_int_eq(latest(), 2);
+}
+END_TEST
+
+START_TEST(test_ckpt_depth_limit)
+{
+	char path[PATH_MAX];
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s", S);
+	for (int i = 0; i < RS_CKPT_DEPTH_TEST; i++) {
+		n = strlen(path);
+		ck_assert_uint_lt(n + 3, sizeof(path));
+		memcpy(path + n, "/d", 3);
+		ck_assert_int_eq(mkdir(path, 0755), 0);
+	}
+	ck_assert_int_eq(save(1, NULL), -ELOOP);
+	ck_assert_ptr_nonnull(strstr(e.msg, "nested deeper than 256"));
+	ck_assert_int_eq(count_prefix(C, ".staging"), 0);
+	ck_assert_int_eq(latest(), -1);
+	/* exactly at the bound: accepted */
+	ck_assert_int_eq(rmdir(path), 0);
+	ck_assert_int_eq(save(1, NULL), 0);
+	ck_assert_int_eq(latest(), 1);
+}
+END_TEST
+
+static char warned[RS_ERR_MAX];
+static int nwarn;
+
+static void collect(void *arg, const char *msg)
+{
+	(void)arg;
+	nwarn++;
+	snprintf(warned, sizeof(warned), "%s", msg);
+}
+
+START_TEST(test_ckpt_warnings_reach_the_hook)
+{
+	nwarn = 0;
+	rs_ckpt_set_warn(collect, NULL);
+	ck_assert_int_eq(mkfifo(P("%s/pipe", S), 0600), 0);
+	ck_assert_int_eq(save(1, NULL), 0);
+	rs_ckpt_set_warn(NULL, NULL);
+	ck_assert_int_eq(nwarn, 1);
+	ck_assert_ptr_nonnull(strstr(warned, "pipe"));
+	ck_assert_ptr_nonnull(strstr(warned, "FIFO"));
+	/* unset: nothing is called */
+	ck_assert_int_eq(save(1, NULL), 0);
+	ck_assert_int_eq(nwarn, 1);
+}
+END_TEST
+
+static int drop_gen1(json_object *root, void *arg, rs_err_t *err)
+{
+	(void)arg; (void)err;
+	json_object_array_del_idx(rs_manifest_generations(root), 0, 1);
+	return 0;
+}
+
+START_TEST(test_ckpt_restore_refuses_unrecorded_older_generation)
+{
+	ck_assert_int_eq(save(3, NULL), 0);
+	ck_assert_int_eq(save(3, NULL), 0);
+	/* as if pruned: record gone, directory not yet */
+	ck_assert_int_eq(rs_manifest_update(C, drop_gen1, NULL, &e), 0);
+	ck_assert_int_eq(rs_ckpt_restore(C, R, 1, 0, NULL, &e), -ENOENT);
+	ck_assert_ptr_nonnull(strstr(e.msg, "not in the manifest"));
+	ck_assert_int_eq(rs_ckpt_verify(C, &e), 0);
+	/* the next save removes it */
+	ck_assert_int_eq(save(3, NULL), 0);
+	ck_assert(!exists(P("%s/gen-000001", C)));
+	ck_assert_int_eq(count_prefix(C, "gen-"), 2);
+}
+END_TEST
+
+START_TEST(test_ckpt_restore_parent_missing)
+{
+	ck_assert_int_eq(save(1, NULL), 0);
+	ck_assert_int_eq(rs_ckpt_restore(C, P("%s/no/such/dir", base), -1, 0,
+					 NULL, &e), -ENOENT);
+	ck_assert_ptr_nonnull(strstr(e.msg, "restore: create"));
+}
+END_TEST
+
+START_TEST(test_ckpt_multipart_part_saved_twice_is_replaced)
+{
+	rs_ckpt_meta_t a = mp(0, 1), b = mp(1, 1);
+
+	put(P("%s/f", S), "first try", 0644);
+	ck_assert_int_eq(rs_ckpt_save(S, C, 3, &a, NULL, &e), 0);
+	put(P("%s/f", S), "second try", 0644);
+	ck_assert_int_eq(rs_ckpt_save(S, C, 3, &a, NULL, &e), 0);
+	ck_assert_int_eq(latest(), -1);
+	ck_assert_int_eq(rs_ckpt_save(S, C, 3, &b, NULL, &e), 0);
+	ck_assert_int_eq(latest(), 1);
+	ck_assert_str_eq(slurp(P("%s/gen-000001/node-0/f", C)), "second try");
+}
+END_TEST
+
 static Suite *ckpt_suite(void)
 {
 	Suite *s = suite_create("ckpt");
@@ -952,6 +1075,16 @@ static Suite *ckpt_suite(void)
 	tcase_add_test(tc, test_ckpt_unreadable_file_fails_cleanly);
 	tcase_add_test(tc, test_ckpt_bad_arguments);
 	tcase_add_test(tc, test_ckpt_gen_number);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("error_paths");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_ckpt_lock_timeout_fails_save_cleanly);
+	tcase_add_test(tc, test_ckpt_depth_limit);
+	tcase_add_test(tc, test_ckpt_warnings_reach_the_hook);
+	tcase_add_test(tc, test_ckpt_restore_refuses_unrecorded_older_generation);
+	tcase_add_test(tc, test_ckpt_restore_parent_missing);
+	tcase_add_test(tc, test_ckpt_multipart_part_saved_twice_is_replaced);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("crash_recovery");
