@@ -28,6 +28,7 @@
 #include "requeue.h"
 
 #define RS_EVENT_SCHEMA_VERSION 1
+#define RS_EVENT_CLUSTER_MAX 64 /* bytes */
 
 /* How the attempt ended and what the plugin did about it: the requeue
  * policy's own enums (requeue.h), so the two can never disagree. */
@@ -43,7 +44,8 @@ typedef rs_action_t rs_event_action_t;
  */
 typedef struct rs_event {
 	unsigned schema_version;   /* RS_EVENT_SCHEMA_VERSION, set by init */
-	char *cluster;             /* required, non-empty */
+	char *cluster;             /* required, 1..RS_EVENT_CLUSTER_MAX bytes of
+	                            * UTF-8, no control characters */
 	uint32_t job_id;           /* required, > 0 */
 	uint32_t array_job_id;     /* 0 = not an array task */
 	uint32_t array_task_id;    /* meaningful only if array_job_id != 0 */
@@ -89,7 +91,8 @@ const char *rs_event_action_name(rs_event_action_t a);
 int rs_event_outcome_parse(const char *s, rs_event_outcome_t *o, rs_err_t *err);
 int rs_event_action_parse(const char *s, rs_event_action_t *a, rs_err_t *err);
 
-/* Check the required fields and ranges: cluster non-empty, job_id > 0,
+/* Check the required fields and ranges: cluster 1..64 bytes of UTF-8
+ * without control characters, job_id > 0,
  * attempt > 0, outcome/action in range, end >= start, durations finite
  * and >= 0.  0 or -EINVAL naming the field. */
 int rs_event_validate(const rs_event_t *ev, rs_err_t *err);

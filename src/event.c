@@ -76,6 +76,24 @@ int rs_event_action_parse(const char *s, rs_event_action_t *a, rs_err_t *err)
 	return 0;
 }
 
+static size_t _utf8_seq(const unsigned char *s, size_t n);
+
+/* 1 if s is valid UTF-8 without control characters. */
+static int _utf8_ident(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s);
+
+	while (n) {
+		size_t len = _utf8_seq(p, n);
+		if (len == 0 || (len == 1 && (*p < 0x20 || *p == 0x7f)))
+			return 0;
+		p += len;
+		n -= len;
+	}
+	return 1;
+}
+
 int rs_event_validate(const rs_event_t *ev, rs_err_t *err)
 {
 	if (!ev)
@@ -85,6 +103,15 @@ int rs_event_validate(const rs_event_t *ev, rs_err_t *err)
 				  ev->schema_version, RS_EVENT_SCHEMA_VERSION);
 	if (!ev->cluster || !ev->cluster[0])
 		return rs_err_set(err, EINVAL, "event: cluster is empty");
+	/* Slurm's ClusterName is a short identifier; a bound keeps event_id
+	 * whole, and valid UTF-8 keeps it the same after serialising (it is
+	 * the deduplication key). */
+	if (strlen(ev->cluster) > RS_EVENT_CLUSTER_MAX)
+		return rs_err_set(err, EINVAL, "event: cluster name longer than %d bytes",
+				  RS_EVENT_CLUSTER_MAX);
+	if (!_utf8_ident(ev->cluster))
+		return rs_err_set(err, EINVAL, "event: cluster name is not valid UTF-8 or has a "
+				  "control character");
 	if (ev->job_id == 0)
 		return rs_err_set(err, EINVAL, "event: job_id is 0");
 	if (ev->attempt == 0)
@@ -512,7 +539,8 @@ out:
 
 /* ---------------------------------------------------------- Prometheus --- */
 
-/* A label value: valid UTF-8 with \, " and newline escaped. */
+/* A label value: valid UTF-8 with \, " and newline escaped, other control
+ * characters (CR, tab, ...) turned into spaces. */
 static void _sb_label(strbuf_t *b, const char *name, const char *value, int first)
 {
 	char *clean = _utf8_clean(value);
@@ -529,6 +557,8 @@ static void _sb_label(strbuf_t *b, const char *name, const char *value, int firs
 			_sb_add(b, "\\\"");
 		else if (*p == '\n')
 			_sb_add(b, "\\n");
+		else if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			_sb_add(b, " "); /* a raw CR would break "LF only" */
 		else
 			_sb_add(b, "%c", *p);
 	}

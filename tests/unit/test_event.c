@@ -148,6 +148,20 @@ START_TEST(test_event_validate_rejects_each_bad_field)
 	free(ev.cluster);
 	ev.cluster = NULL;
 	ck_assert_int_eq(rs_event_validate(&ev, &err), -EINVAL);
+	ev.cluster = malloc(66);
+	memset(ev.cluster, 'c', 65);
+	ev.cluster[65] = '\0';
+	ck_assert_int_eq(rs_event_validate(&ev, &err), -EINVAL);
+	ck_assert_str_eq(err.msg, "event: cluster name longer than 64 bytes");
+	ev.cluster[64] = '\0';
+	ck_assert_int_eq(rs_event_validate(&ev, &err), 0);
+	strcpy(ev.cluster, "al\xffpha");
+	ck_assert_int_eq(rs_event_validate(&ev, &err), -EINVAL);
+	ck_assert_str_eq(err.msg, "event: cluster name is not valid UTF-8 or has a control character");
+	strcpy(ev.cluster, "al\tpha");
+	ck_assert_int_eq(rs_event_validate(&ev, &err), -EINVAL);
+	strcpy(ev.cluster, "\xc3\xa9t\xc3\xa9");
+	ck_assert_int_eq(rs_event_validate(&ev, &err), 0);
 	rs_event_free(&ev);
 
 	sample(&ev);
@@ -523,12 +537,13 @@ START_TEST(test_event_prometheus_escapes_label_values)
 
 	sample(&ev);
 	free(ev.job_name);
-	ev.job_name = strdup("q\"b\\n\nx\xff");
+	ev.job_name = strdup("q\"b\\n\nx\xff\r\t\x7f!");
 	free(ev.user);
 	ev.user = NULL;
 	ck_assert_int_eq(rs_event_to_prometheus(&ev, &s, &err), 0);
 	ck_assert_ptr_nonnull(strstr(s, "{user=\"\",account="));
-	ck_assert_ptr_nonnull(strstr(s, "job_name=\"q\\\"b\\\\n\\nx\xef\xbf\xbd\","));
+	ck_assert_ptr_nonnull(strstr(s, "job_name=\"q\\\"b\\\\n\\nx\xef\xbf\xbd   !\","));
+	ck_assert_ptr_null(strchr(s, '\r'));
 	free(s);
 	rs_event_free(&ev);
 }
@@ -570,9 +585,9 @@ START_TEST(test_event_pushgateway_path_plain_and_base64)
 	ck_assert_str_eq(p, "/metrics/job/slurm_resilience/cluster@base64/Li4=/job_id/42");
 	free(p);
 	free(ev.cluster);
-	ev.cluster = strdup("\xfe\xff");  /* url-safe alphabet: _v8= */
+	ev.cluster = strdup("\xef\xbf\xbf"); /* U+FFFF, url-safe alphabet: 77-_ */
 	ck_assert_int_eq(rs_event_pushgateway_path(&ev, &p, &err), 0);
-	ck_assert_str_eq(p, "/metrics/job/slurm_resilience/cluster@base64/_v8=/job_id/42");
+	ck_assert_str_eq(p, "/metrics/job/slurm_resilience/cluster@base64/77-_/job_id/42");
 	free(p);
 	rs_event_free(&ev);
 }
