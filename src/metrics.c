@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <syslog.h>
@@ -103,6 +104,15 @@ static int _check_url(const char *key, const char *v, rs_err_t *err)
 		return rs_err_set(err, EINVAL, "%s: user info in the URL is refused "
 				  "(plugstack.conf is readable by every user); put the "
 				  "secret in token_file= or clickhouse_credentials=", key);
+	/* ClickHouse also takes ?password=: same reason. */
+	for (const char *q = strchr(end, '?'); q && *q && *q != '#'; q = strchr(q + 1, '&')) {
+		if (strncasecmp(q + 1, "password=", 9) == 0)
+			return rs_err_set(err, EINVAL, "%s: a password in the URL is refused "
+					  "(plugstack.conf is readable by every user); put it in "
+					  "clickhouse_credentials=", key);
+		if (!strchr(q + 1, '&'))
+			break;
+	}
 	return 0;
 }
 

@@ -238,8 +238,17 @@ START_TEST(test_metrics_conf_refuses_password_in_url_without_echo)
 			 "clickhouse_credentials=");
 	ck_assert_ptr_null(strstr(err.msg, "Hunter2"));
 	ck_assert_ptr_null(c.url);
-	/* an '@' after the host is fine (path or query) */
-	set(&c, "metrics_url", "http://ch:8123/a@b?x=@");
+	/* ClickHouse's ?password= is refused the same way, anywhere in the query */
+	ck_assert_int_eq(rs_metrics_conf_set(&c, "metrics_url",
+					     "http://ch:8123/?user=w&PASSWORD=Hunter2-SECRET", &err), -EINVAL);
+	ck_assert_str_eq(err.msg, "metrics_url: a password in the URL is refused (plugstack.conf "
+			 "is readable by every user); put it in clickhouse_credentials=");
+	ck_assert_int_eq(rs_metrics_conf_set(&c, "metrics_url",
+					     "http://ch:8123/?password=x", &err), -EINVAL);
+	ck_assert_ptr_null(c.url);
+	/* an '@' after the host is fine (path or query), and so are other
+	 * parameters, even one ending in "password" */
+	set(&c, "metrics_url", "http://ch:8123/a@b?x=@&database=slurm&nopassword=1#password=x");
 	rs_metrics_conf_free(&c);
 }
 END_TEST
