@@ -350,3 +350,31 @@ def test_operator_queries_work_on_clickhouse_18(ch, cli, event):
     r = ch.query(q["energy_by_account"])
     assert [(x["account"], x["kwh"], int(x["attempts"]), int(x["attempts_without_energy"]))
             for x in r] == [("chem", 0, 4, 4), ("physics", 1.5, 3, 1)]
+
+
+# ------------------------------------------------------------- site options ---
+
+def test_database_in_url_and_config_from_plugstack(ch, cli, event, tmp_path, spool):
+    """The timer runs `flush --config /etc/slurm/plugstack.conf`: the
+    plugin's line is read, other plugins' lines are not, and keys that are
+    not metrics options (the requeue policy's) are left to the plugin.
+    ?database= picks ClickHouse's database (18.16 ignores the header)."""
+    conf = tmp_path / "plugstack.conf"
+    conf.write_text(
+        "# site plugins\n"
+        "optional /usr/lib/slurm/other.so metrics_url=http://127.0.0.1:1/ spool_dir=/nope\n"
+        f"required /usr/lib/x86_64-linux-gnu/slurm-wlm/resilience.so max_retries=3 "
+        f"metrics_url={ch.clickhouse_url}?database=slurm_resilience metrics_format=clickhouse "
+        f"clickhouse_table=events spool_dir={spool} timeout_ms=1500  # comment\n")
+    p = cli.run("metrics", "emit", "--event", event(job_id=70), "--config", str(conf), "--no-send",
+                check=0)
+    assert f"spooled in {spool}" in p.stdout
+    p = cli.run("flush", "--config", str(conf), check=0)
+    assert "1 sent" in p.stdout
+    assert len(rows(ch, "job_id = 70")) == 1
+    chk = cli.run("metrics", "check", "--config", str(conf), check=0)
+    assert "timeout_ms=1500\n" in chk.stdout and "metrics_format=clickhouse\n" in chk.stdout
+    # a bad value in the file is refused with the key named
+    conf.write_text(f"required /x/resilience.so metrics_format=influx spool_dir={spool}\n")
+    p = cli.run("flush", "--config", str(conf), check=1)
+    assert "metrics_format: 'influx' is not json, clickhouse or prometheus" in p.stderr
