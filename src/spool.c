@@ -603,6 +603,7 @@ int rs_spool_lock(rs_spool_t *sp, long wait_ms, rs_err_t *err)
 {
 	struct timespec start, now;
 	struct stat st;
+	long nap_ms = 5;
 	int fd;
 
 	if (sp->lock_fd >= 0)
@@ -634,9 +635,14 @@ int rs_spool_lock(rs_spool_t *sp, long wait_ms, rs_err_t *err)
 			return rs_err_set(err, EBUSY, "spool %s: another flush holds the lock",
 					  sp->dir);
 		}
-		/* Polling, not a blocking flock: the wait must have a bound. */
-		struct timespec nap = { 0, 5 * 1000 * 1000 };
+		/* Polling, not a blocking flock: the wait must have a bound.  The
+		 * nap grows from 5 to 50 ms: many jobs ending at once on a node
+		 * behind a hanging receiver must not spin. */
+		long ms = nap_ms < wait_ms - spent ? nap_ms : wait_ms - spent;
+		struct timespec nap = { 0, ms * 1000 * 1000 };
 		nanosleep(&nap, NULL);
+		if (nap_ms < 50)
+			nap_ms *= 2;
 	}
 }
 
