@@ -378,3 +378,25 @@ def test_database_in_url_and_config_from_plugstack(ch, cli, event, tmp_path, spo
     conf.write_text(f"required /x/resilience.so metrics_format=influx spool_dir={spool}\n")
     p = cli.run("flush", "--config", str(conf), check=1)
     assert "metrics_format: 'influx' is not json, clickhouse or prometheus" in p.stderr
+
+
+def test_many_jobs_ending_at_once_all_delivered_once(ch, cli, event, spool):
+    """30 attempts ending at the same moment on one node: 30 background
+    senders race for the spool lock; every event arrives, once."""
+    import subprocess
+    from conftest import CLI
+    files = [event(f"m{i}.json", job_id=100 + i) for i in range(30)]
+    procs = [subprocess.Popen([CLI, "metrics", "emit", "--event", f, f"spool_dir={spool}",
+                               f"metrics_url={ch.clickhouse_url}", CH],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+             for f in files]
+    for p in procs:
+        assert p.wait(10) == 0, p.stderr.read()
+
+    def count():
+        return int(ch.query("SELECT count() AS n FROM slurm_resilience.events "
+                            "WHERE job_id >= 100 AND job_id < 130")[0]["n"])
+    assert wait_for(lambda: count() == 30, timeout=30), count()
+    assert wait_for(lambda: cli.entries() == [], timeout=10)
+    # exactly once: no duplicate even before merging
+    assert count() == 30
