@@ -13,8 +13,12 @@
  * (SEEK_DATA/SEEK_HOLE).  Hard links inside the source are not preserved:
  * each name gets its own copy.
  *
- * Return convention: 0 / -errno with err filled.  Not thread-safe (the
- * warning hook and the fault hook are process-wide).
+ * Directories are spread over `threads` workers (a queue of directories;
+ * a worker copies a directory's entries and queues its subdirectories),
+ * so two cores work on different directories, whose locks do not contend.
+ *
+ * Return convention: 0 / -errno with err filled.  Calls for different
+ * trees may run concurrently; the warning hook is called under a mutex.
  */
 #ifndef RS_CKPT_TREE_H
 #define RS_CKPT_TREE_H
@@ -40,6 +44,7 @@ typedef struct rs_ckpt_tree_opts {
 	int set_root_attrs;       /* give dst the mode and mtime of src */
 	int early_writeback;      /* SYNCFS: start writeback of each file as
 	                           * soon as it is copied */
+	int threads;              /* copy workers; 0 = online CPUs, at most 4 */
 } rs_ckpt_tree_opts_t;
 
 #define RS_CKPT_TREE_MAX_DEPTH 256

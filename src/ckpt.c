@@ -1073,6 +1073,7 @@ int rs_ckpt_save(const char *scratch, const char *ckpt_dir, unsigned keep,
 	o.sync = _sync_mode();
 	o.fault_after_files = _env_ulong("RS_CKPT_FAULT_AFTER_FILES", 0);
 	o.early_writeback = _env_ulong("RS_CKPT_EARLY_WRITEBACK", 1) != 0;
+	o.threads = (int)_env_ulong("RS_CKPT_THREADS", 0);
 	o.dst_fresh = 1;
 	o.set_root_attrs = 1;
 	rc = rs_ckpt_tree_copy(sfd, pfd, scratch, tmp_path, &o, stats, err);
@@ -1292,6 +1293,7 @@ int rs_ckpt_restore(const char *ckpt_dir, const char *scratch, long gen,
 		goto out;
 	}
 	o.sync = RS_CKPT_SYNC_NONE;
+	o.threads = (int)_env_ulong("RS_CKPT_THREADS", 0);
 	o.dst_fresh = created;
 	o.set_root_attrs = 0;
 	/* prev_fd stays -1: restored files are copies (or reflinks), never

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -31,6 +32,7 @@ void rs_ckpt_set_warn(rs_ckpt_warn_fn fn, void *arg)
 
 void rs_ckpt_warn(const char *fmt, ...)
 {
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 	char msg[RS_ERR_MAX];
 	va_list ap;
 
@@ -39,11 +41,47 @@ void rs_ckpt_warn(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* Copy workers warn concurrently; the hook need not be reentrant. */
+	pthread_mutex_lock(&mu);
 	g_warn.fn(g_warn.arg, msg);
+	pthread_mutex_unlock(&mu);
 }
+
+/* A directory whose entries are still to be copied, waiting for a worker.
+ * Holds its three fds; mode and mtime are applied when it is done. */
+struct job {
+	int s, d, p;          /* source, destination, previous-gen (or -1) */
+	int fresh, owned;     /* owned: close the fds and set attributes;
+	                       * the root job (on the caller's stack) is not */
+	unsigned depth;
+	mode_t mode;
+	struct timespec mtime;
+	char *rel;
+	struct job *next;
+};
+
+/* Queued directories beyond this are copied by the thread that found them
+ * (depth first), which bounds the fds the queue holds (3 per job). */
+#define QUEUE_MAX 64
+
+/* What the copy workers share.  mu guards the queue, busy, and the first
+ * error; files and stop are read without it (atomics). */
+struct shared {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct job *head, *tail;
+	size_t qlen;
+	unsigned busy;
+	unsigned nthreads;
+	int stop;
+	int rc;
+	rs_err_t err;
+	unsigned long files;  /* entries done, all workers: the fault hook */
+};
 
 /* State of one walk. rel is the path below the roots, for messages. */
 struct walk {
+	struct shared *sh;
 	const rs_ckpt_tree_opts_t *o;
 	rs_ckpt_stats_t *st;
 	rs_err_t *err;
@@ -89,9 +127,11 @@ static void _pop(struct walk *w, size_t saved)
  * process at an exact point of a save (never set outside tests). */
 static void _tick(struct walk *w)
 {
+	unsigned long n = __atomic_add_fetch(&w->sh->files, 1,
+					     __ATOMIC_RELAXED);
+
 	w->st->files++;
-	if (w->o->fault_after_files &&
-	    w->st->files >= w->o->fault_after_files)
+	if (w->o->fault_after_files && n >= w->o->fault_after_files)
 		raise(SIGKILL);
 }
 
@@ -480,6 +520,127 @@ static void _free_list(char **names, size_t n)
 static int _copy_dir(struct walk *w, int sdir, int ddir, int pdir, int fresh,
 		     unsigned depth);
 
+/* Hand a directory to the queue if there are other workers and room.
+ * Returns 0 if queued (the job owns the fds), -1 if the caller must copy
+ * it itself. */
+static int _enqueue(struct walk *w, int s, int d, int p, int fresh,
+		    unsigned depth, const struct stat *st)
+{
+	struct shared *sh = w->sh;
+	struct job *j;
+
+	if (sh->nthreads < 2 || __atomic_load_n(&sh->qlen, __ATOMIC_RELAXED) >=
+	    QUEUE_MAX)
+		return -1;
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return -1;
+	j->rel = strdup(w->rel);
+	if (!j->rel) {
+		free(j);
+		return -1;
+	}
+	j->s = s;
+	j->d = d;
+	j->p = p;
+	j->fresh = fresh;
+	j->owned = 1;
+	j->depth = depth;
+	j->mode = st->st_mode;
+	j->mtime = st->st_mtim;
+	pthread_mutex_lock(&sh->mu);
+	if (sh->tail)
+		sh->tail->next = j;
+	else
+		sh->head = j;
+	sh->tail = j;
+	sh->qlen++;
+	pthread_cond_signal(&sh->cv);
+	pthread_mutex_unlock(&sh->mu);
+	return 0;
+}
+
+static void _free_job(struct job *j)
+{
+	if (!j->owned)
+		return; /* the root: the caller's fds and memory */
+	if (j->p >= 0)
+		close(j->p);
+	close(j->d);
+	close(j->s);
+	free(j->rel);
+	free(j);
+}
+
+/* Copy one queued directory's entries, then give it its mode and mtime
+ * (its subdirectories' contents do not change its mtime, so they need
+ * not be finished). */
+static int _run_job(struct walk *w, struct job *j)
+{
+	struct timespec times[2];
+	int rc;
+
+	snprintf(w->rel, sizeof(w->rel), "%s", j->rel);
+	w->rel_len = strlen(w->rel);
+	rc = _copy_dir(w, j->s, j->d, j->p, j->fresh, j->depth);
+	if (rc < 0 || !j->owned)
+		return rc;
+	times[0].tv_sec = 0;
+	times[0].tv_nsec = UTIME_OMIT;
+	times[1] = j->mtime;
+	if (fchmod(j->d, j->mode & 07777) < 0 || futimens(j->d, times) < 0)
+		return rs_err_set(w->err, errno, "set mode/mtime of %s/%s: %s",
+				  w->dst_root, w->rel, strerror(errno));
+	if (w->o->sync == RS_CKPT_SYNC_FSYNC &&
+	    (rc = _fsync_timed(w, j->d, w->dst_root)) < 0)
+		return rc;
+	_tick(w);
+	return 0;
+}
+
+/* Take jobs until the queue is empty and nobody is busy (nothing more can
+ * arrive), or until a worker failed. */
+static void _work(struct walk *w)
+{
+	struct shared *sh = w->sh;
+	struct job *j;
+	int rc;
+
+	pthread_mutex_lock(&sh->mu);
+	for (;;) {
+		while (!sh->head && sh->busy > 0 && !sh->stop)
+			pthread_cond_wait(&sh->cv, &sh->mu);
+		if (sh->stop || !sh->head)
+			break;
+		j = sh->head;
+		sh->head = j->next;
+		if (!sh->head)
+			sh->tail = NULL;
+		sh->qlen--;
+		sh->busy++;
+		pthread_mutex_unlock(&sh->mu);
+		rc = _run_job(w, j);
+		_free_job(j);
+		pthread_mutex_lock(&sh->mu);
+		sh->busy--;
+		if (rc < 0 && !sh->stop) {
+			sh->rc = rc;
+			sh->err = *w->err;
+		}
+		if (rc < 0)
+			__atomic_store_n(&sh->stop, 1, __ATOMIC_RELAXED);
+		if (sh->stop || (!sh->head && sh->busy == 0))
+			pthread_cond_broadcast(&sh->cv);
+	}
+	pthread_mutex_unlock(&sh->mu);
+}
+
+static void *_worker(void *arg)
+{
+	_work(arg);
+	return NULL;
+}
+
 static int _copy_subdir(struct walk *w, int sdir, int ddir, int pdir,
 			const char *name, int fresh, unsigned depth)
 {
@@ -531,6 +692,10 @@ static int _copy_subdir(struct walk *w, int sdir, int ddir, int pdir,
 	if (pdir >= 0)
 		cp = openat(pdir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 			    O_CLOEXEC);
+	/* Another worker may take it: it then owns the three fds and
+	 * applies mode and mtime when its entries are in. */
+	if (_enqueue(w, cs, cd, cp, child_fresh, depth + 1, &st) == 0)
+		return 0;
 	rc = _copy_dir(w, cs, cd, cp, child_fresh, depth + 1);
 	if (rc < 0)
 		goto out;
@@ -572,6 +737,10 @@ static int _copy_dir(struct walk *w, int sdir, int ddir, int pdir, int fresh,
 	for (size_t i = 0; i < n; i++) {
 		const char *name = names[i];
 
+		if (__atomic_load_n(&w->sh->stop, __ATOMIC_RELAXED)) {
+			rc = -ECANCELED; /* another worker failed: its error */
+			goto out;
+		}
 		rc = _push(w, name, &saved);
 		if (rc < 0)
 			goto out;
@@ -609,32 +778,107 @@ out:
 	return rc;
 }
 
+static unsigned _nthreads(const rs_ckpt_tree_opts_t *o)
+{
+	long n = o->threads;
+
+	if (n <= 0) {
+		n = sysconf(_SC_NPROCESSORS_ONLN);
+		if (n > 4)
+			n = 4; /* beyond this the directory locks serialise */
+	}
+	if (n < 1)
+		n = 1;
+	if (n > 16)
+		n = 16;
+	return (unsigned)n;
+}
+
 int rs_ckpt_tree_copy(int src_fd, int dst_fd, const char *src_path,
 		      const char *dst_path, const rs_ckpt_tree_opts_t *opts,
 		      rs_ckpt_stats_t *stats, rs_err_t *err)
 {
-	struct walk w;
+	struct shared sh;
+	struct walk *ws = NULL;
+	rs_ckpt_stats_t *sts = NULL;
+	rs_err_t *errs = NULL;
+	pthread_t *tids = NULL;
+	struct job root = { .s = src_fd, .d = dst_fd, .p = opts->prev_fd };
 	struct timespec times[2];
 	struct stat st;
-	double t0;
-	int rc;
+	unsigned nt, started = 0;
+	double t0, tc = _now();
+	int rc = 0;
 
-	memset(&w, 0, sizeof(w));
-	w.o = opts;
-	w.st = stats;
-	w.err = err;
-	w.src_root = src_path;
-	w.dst_root = dst_path;
-	w.max_depth = opts->max_depth ? opts->max_depth
-		: RS_CKPT_TREE_MAX_DEPTH;
+	memset(&sh, 0, sizeof(sh));
+	pthread_mutex_init(&sh.mu, NULL);
+	pthread_cond_init(&sh.cv, NULL);
+	nt = _nthreads(opts);
 	if (fstat(src_fd, &st) < 0) {
 		rc = rs_err_set(err, errno, "stat %s: %s", src_path,
 				strerror(errno));
 		goto out;
 	}
-	rc = _copy_dir(&w, src_fd, dst_fd, opts->prev_fd, opts->dst_fresh, 0);
-	if (rc < 0)
+	ws = calloc(nt, sizeof(*ws));
+	sts = calloc(nt, sizeof(*sts));
+	errs = calloc(nt, sizeof(*errs));
+	tids = calloc(nt, sizeof(*tids));
+	root.rel = strdup("");
+	if (!ws || !sts || !errs || !tids || !root.rel) {
+		rc = rs_err_set(err, ENOMEM, "copy %s: out of memory",
+				src_path);
 		goto out;
+	}
+	for (unsigned i = 0; i < nt; i++) {
+		ws[i].sh = &sh;
+		ws[i].o = opts;
+		ws[i].st = &sts[i];
+		ws[i].err = &errs[i];
+		ws[i].src_root = src_path;
+		ws[i].dst_root = dst_path;
+		ws[i].max_depth = opts->max_depth ? opts->max_depth
+			: RS_CKPT_TREE_MAX_DEPTH;
+	}
+	/* The root is a job like any other, but its fds are the caller's
+	 * and its attributes are set below, after everything. */
+	root.fresh = opts->dst_fresh;
+	sh.head = sh.tail = &root;
+	sh.qlen = 1;
+	sh.nthreads = nt;
+	for (unsigned i = 1; i < nt; i++) {
+		if (pthread_create(&tids[i], NULL, _worker, &ws[i]) != 0)
+			break; /* fewer workers: still correct */
+		started++;
+	}
+	sh.nthreads = started + 1;
+	_work(&ws[0]);
+	for (unsigned i = 1; i <= started; i++)
+		pthread_join(tids[i], NULL);
+	/* After a failure, queued directories still hold fds. */
+	while (sh.head) {
+		struct job *j = sh.head;
+		sh.head = j->next;
+		_free_job(j);
+	}
+	for (unsigned i = 0; i < nt; i++) {
+		stats->files += sts[i].files;
+		stats->bytes += sts[i].bytes;
+		stats->bytes_copied += sts[i].bytes_copied;
+		stats->bytes_linked += sts[i].bytes_linked;
+		stats->skipped += sts[i].skipped;
+		stats->changed += sts[i].changed;
+		stats->sync_seconds += sts[i].sync_seconds;
+		free(ws[i].buf);
+	}
+	/* fsync time summed over workers can exceed the wall time. */
+	if (stats->sync_seconds > _now() - tc)
+		stats->sync_seconds = _now() - tc;
+	if (sh.rc < 0) {
+		if (err)
+			*err = sh.err;
+		rc = sh.rc;
+		goto out;
+	}
 	if (opts->set_root_attrs) {
 		times[0].tv_sec = 0;
 		times[0].tv_nsec = UTIME_OMIT;
@@ -661,7 +905,13 @@ int rs_ckpt_tree_copy(int src_fd, int dst_fd, const char *src_path,
 	}
 	stats->sync_seconds += _now() - t0;
 out:
-	free(w.buf);
+	free(root.rel);
+	free(tids);
+	free(errs);
+	free(sts);
+	free(ws);
+	pthread_cond_destroy(&sh.cv);
+	pthread_mutex_destroy(&sh.mu);
 	return rc;
 }
 
