@@ -400,3 +400,28 @@ def test_many_jobs_ending_at_once_all_delivered_once(ch, cli, event, spool):
     assert wait_for(lambda: cli.entries() == [], timeout=10)
     # exactly once: no duplicate even before merging
     assert count() == 30
+
+
+def test_documented_alert_rules_use_pushed_metrics(receivers, cli, event):
+    """Every metric an example rule of docs/operators.md uses is one the
+    Pushgateway really shows after a push (a renamed metric would leave a
+    rule that never fires)."""
+    import re
+    import yaml
+    from conftest import OPERATORS_MD
+    text = open(OPERATORS_MD).read()
+    block = re.search(r"<!-- yaml:rules -->\s*```yaml\n(.*?)```", text, re.S).group(1)
+    rules = yaml.safe_load(block)["groups"][0]["rules"]
+    assert len(rules) >= 3
+    cli.emit(event(job_id=80, action="held", checkpoints=1, last_ckpt_generation=1,
+                   last_ckpt_bytes=1, last_ckpt_seconds=1.0),
+             f"metrics_url={receivers.pushgateway_url}", "metrics_format=prometheus",
+             "--wait", check=0)
+    pushed = receivers.pushgateway_metrics()
+    for rule in rules:
+        names = re.findall(r"slurm_resilience_[a-z_]+", rule["expr"])
+        assert names, rule
+        for n in names:
+            assert re.search(rf"^{n}[{{ ]", pushed, re.M), (rule["alert"], n)
+    held = receivers.pushgateway_samples("slurm_resilience_attempt_info")
+    assert any(("action", "held") in k and ("job_id", "80") in k for k in held)
