@@ -225,12 +225,58 @@ static int _expand_paths(spank_t sp, rs_err_t *err)
  * or the site default unless it said `off`).  Never returns an error in
  * remote context.
  */
+/* sbatch's own command line (and the script's #SBATCH lines) asked for
+ * --no-requeue.  Best effort: only used for a warning at submit. */
+static int _no_requeue_requested(void)
+{
+	char buf[65536], *p, *last = NULL;
+	ssize_t n;
+	int fd, found = 0;
+
+	if (getenv("SBATCH_NO_REQUEUE"))
+		return 1;
+	fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	for (p = buf; p < buf + n; p += strlen(p) + 1) {
+		if (!strcmp(p, "--no-requeue"))
+			found = 1;
+		if (p[0] != '-')
+			last = p;
+	}
+	if (!found && last && access(last, R_OK) == 0) {
+		FILE *f = fopen(last, "r");
+		char line[1024];
+
+		while (f && !found && fgets(line, sizeof(line), f)) {
+			if (line[0] != '#' && line[0] != '\n')
+				break;
+			if (!strncmp(line, "#SBATCH", 7) &&
+			    strstr(line, "--no-requeue"))
+				found = 1;
+		}
+		if (f)
+			fclose(f);
+	}
+	return found;
+}
+
 RS_EXPORT int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 {
 	rs_err_t err;
 
 	(void)ac;
 	(void)av;
+	if (spank_context() == S_CTX_ALLOCATOR && g.opt_given && !g.spec.off &&
+	    g.spec.retries && _no_requeue_requested())
+		slurm_info("resilience: warning: the job is submitted with "
+			   "--no-requeue, so retries=%u will not be used",
+			   g.spec.retries);
 	if (!spank_remote(sp))
 		return 0;
 	if (!g.opt_given) {
@@ -437,6 +483,23 @@ static int _private_paths(rs_err_t *err)
 	return 0;
 }
 
+/* mkdir -p with mode 0700 for what it creates (as the caller). */
+static int _mkdir_p(const char *path)
+{
+	char tmp[PATH_MAX], *p;
+
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	return mkdir(tmp, 0700) < 0 && errno != EEXIST ? -1 : 0;
+}
+
 struct restore_op {
 	unsigned part;
 	char claim[PATH_MAX + 96];
@@ -564,6 +627,11 @@ RS_EXPORT int slurm_spank_user_init(spank_t sp, int ac, char **av)
 			return 0;
 		}
 		spank_setenv(sp, "RESILIENCE_CKPT_READY", g.ready, 1);
+		/* The application finds its scratch folder there (the user's,
+		 * 0700) on every node, restored or empty. */
+		if (_mkdir_p(g.scratch) < 0)
+			slurm_error("resilience: job %u: create scratch %s: %s",
+				    g.job_id, g.scratch, strerror(errno));
 		if (g.spec.restore && g.restart_count > 0)
 			_restore(sp);
 		_find_supervisor();
@@ -862,7 +930,15 @@ static void _log_supervisor(spank_t sp)
 		    st.event != RS_SUPERVISE_ST_SAVE)
 			continue;
 		rs_supervise_format_bytes(st.copied, copied, sizeof(copied));
-		if (st.ok)
+		if (st.ok && st.gen < 0)
+			slurm_info("resilience: job %u: checkpoint part %u/%u "
+				   "(%s) saved, generation pending the other "
+				   "nodes: %llu files, %s copied, %.2f s",
+				   g.job_id, st.part + 1, st.nparts,
+				   rs_supervise_reason_name(st.reason),
+				   (unsigned long long)st.files, copied,
+				   st.seconds);
+		else if (st.ok)
 			slurm_info("resilience: job %u: checkpoint gen-%06ld "
 				   "(%s, part %u/%u%s) saved: %llu files, %s "
 				   "copied, %.2f s", g.job_id, st.gen,

@@ -175,6 +175,13 @@ void rs_requeue_decide(const rs_decide_in_t *in, rs_decision_t *out)
 		    rs_outcome_name(in->outcome));
 		return;
 	}
+	if (budget == 0) {
+		/* A job that asked for checkpoints but no retries is not
+		 * "exhausted": it ends as it would have without us. */
+		out->action = RS_ACTION_FAILED;
+		WHY("no retries requested (retries=0)");
+		return;
+	}
 	if (out->retries_left == 0) {
 		out->exhausted = 1;
 		out->action = in->spec->exhausted == RS_EXHAUSTED_HOLD

@@ -259,6 +259,16 @@ PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscrib
                                         "PREEMPTED", "BOOT_FAIL", "DEADLINE"},
                                timeout)
 
+    def cancel_all(self, timeout=60):
+        """Leave no job behind for the next test (a failed test may)."""
+        if not self.queue():
+            return
+        self.run(["scancel", "-u", self.user.pw_name])
+        self.wait_for(lambda: not [l for l in self.queue()
+                                   if "COMPLETING" not in l], timeout,
+                      "the queue to drain")
+        self.wait_for(lambda: not self.queue(), timeout, "jobs to complete")
+
     def queue(self):
         r = self.run(["squeue", "-h", "-o", "%i %T"])
         return [l for l in r.stdout.split("\n") if l.strip()]

@@ -38,6 +38,7 @@ def plugstack(cluster):
             yield cluster
         finally:
             cluster.set_plugin_args("")
+            cluster.cancel_all()
     cluster.set_plugin_args("")
     return _cm
 
