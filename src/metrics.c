@@ -606,7 +606,11 @@ static int _build_request(const rs_metrics_conf_t *conf, const rs_spool_entry_t 
 		q = _urlencode(query);
 		if (!q)
 			return rs_err_set(err, ENOMEM, "metrics: out of memory");
-		n = asprintf(url, "%s%squery=%s", conf->url, strchr(conf->url, '?') ? "&" : "?", q);
+		/* input_format_skip_unknown_fields: a field added to the event
+		 * (same schema version) must not make an older table refuse
+		 * every row; the new field is just not stored there. */
+		n = asprintf(url, "%s%sinput_format_skip_unknown_fields=1&query=%s", conf->url,
+			     strchr(conf->url, '?') ? "&" : "?", q);
 		free(q);
 		req->content_type = NULL;
 		req->clickhouse = 1;

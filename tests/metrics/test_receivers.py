@@ -425,3 +425,15 @@ def test_documented_alert_rules_use_pushed_metrics(receivers, cli, event):
             assert re.search(rf"^{n}[{{ ]", pushed, re.M), (rule["alert"], n)
     held = receivers.pushgateway_samples("slurm_resilience_attempt_info")
     assert any(("action", "held") in k and ("job_id", "80") in k for k in held)
+
+
+def test_table_without_new_columns_still_takes_rows(receivers, cli, event):
+    """Fields are added to the event within a schema version: a table made
+    before a field existed keeps taking rows (the field is not stored)."""
+    receivers.ch("CREATE TABLE IF NOT EXISTS default.old_events (event_id String, "
+                 "job_id UInt32, attempt UInt32, end_time DateTime) ENGINE = Log")
+    cli.emit(event(job_id=90, energy_joules=12.5), f"metrics_url={receivers.clickhouse_url}",
+             CH, "clickhouse_table=default.old_events", "--wait", check=0)
+    got = receivers.query("SELECT event_id, job_id FROM default.old_events WHERE job_id = 90")
+    assert got == [{"event_id": "alpha:90:1", "job_id": 90}]
+    assert cli.entries(dead=True) == []

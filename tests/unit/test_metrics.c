@@ -366,7 +366,8 @@ START_TEST(test_metrics_flush_clickhouse_query_and_headers)
 	ck_assert_int_eq(rs_metrics_spool_event(&c, &ev, 0, &err), 0);
 	ck_assert_int_eq(rs_metrics_flush(&c, 5000, 0, &fs, &err), 0);
 	ck_assert_uint_eq(fs.sent, 1);
-	ck_assert_str_eq(st->target, "/?query=INSERT%20INTO%20db.events%20FORMAT%20JSONEachRow");
+	ck_assert_str_eq(st->target, "/?input_format_skip_unknown_fields=1&query=INSERT%20INTO%20"
+			 "db.events%20FORMAT%20JSONEachRow");
 	ck_assert_str_eq(stub_header(st, "X-ClickHouse-User", h, sizeof(h)), "writer");
 	ck_assert_str_eq(stub_header(st, "X-ClickHouse-Key", h, sizeof(h)), "pw");
 	/* never both: no bearer to ClickHouse when it has credentials */
