@@ -516,8 +516,15 @@ int rs_metrics_submit(const rs_metrics_conf_t *conf, const rs_event_t *ev,
 		rs_err_t e2;
 		int rc2 = rs_metrics_conf_check(conf, &e2);
 		if (rc2) {
-			if (!rc && err)
-				*err = e2;
+			if (!rc) {
+				rs_event_t copy = *ev;
+				char id[512];
+
+				if (conf->cluster)
+					copy.cluster = conf->cluster;
+				rs_event_id(&copy, id, sizeof(id));
+				rs_err_set(err, -rc2, "%s spooled, not sent: %.900s", id, e2.msg);
+			}
 			return rc ? rc : rc2;
 		}
 		rc2 = rs_metrics_spawn_flush(conf, &e2);

@@ -570,6 +570,7 @@ START_TEST(test_metrics_flush_bad_token_file_keeps_entries)
 	sample(&ev, 5, 1);
 	/* submit spools first, then refuses the file, naming it */
 	ck_assert_int_eq(rs_metrics_submit(&c, &ev, 0, &err), -EPERM);
+	ck_assert_int_eq(strncmp(err.msg, "alpha:5:1 spooled, not sent: token_file ", 40), 0);
 	ck_assert_ptr_nonnull(strstr(err.msg, tok));
 	ck_assert_ptr_null(strstr(err.msg, "TOKEN-XYZ"));
 	ck_assert_uint_eq(entries(0), 1);
