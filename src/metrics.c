@@ -738,16 +738,19 @@ int rs_metrics_flush(const rs_metrics_conf_t *conf, long budget_ms, unsigned fla
 			rc = 0;
 			continue;
 		}
-		if (rc == -EINVAL) {
-			/* Not ours to send, but keep it for a person to look at. */
+		if (rc == -ENOMEM) {
+			if (err)
+				*err = e2;
+			goto out;
+		}
+		if (rc) {
+			/* Malformed, planted symlink, foreign owner, I/O error: not
+			 * ours to send, kept for a person to look at, and it must
+			 * not block the entries behind it. */
 			_log(conf, LOG_ERR, "metrics: %s", e2.msg);
 			rc = 0;
 			st.skipped++;
 			continue;
-		}
-		if (rc) {
-			*err = e2;
-			goto out;
 		}
 		kind = e.kind == RS_SPOOL_ALERT;
 		if (down[kind] || (!(flags & RS_METRICS_FLUSH_ALL) && e.next_try > time(NULL)) ||

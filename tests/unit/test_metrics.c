@@ -586,6 +586,33 @@ START_TEST(test_metrics_flush_bad_token_file_keeps_entries)
 }
 END_TEST
 
+START_TEST(test_metrics_flush_skips_bad_entry_and_goes_on)
+{
+	stub_t *st = stub_start(STUB_REPLY, 200, "");
+	rs_metrics_conf_t c;
+	rs_metrics_flush_stats_t fs;
+	rs_event_t ev;
+	rs_err_t err;
+	char path[256];
+
+	conf_for(&c, st, "json");
+	sample(&ev, 3, 1);
+	ck_assert_int_eq(rs_metrics_spool_event(&c, &ev, 0, &err), 0);
+	/* older than the real entry, so listed first: a planted symlink */
+	snprintf(path, sizeof(path), "%s/e-000000000001-000000001-1-1-5", spool);
+	ck_assert_int_eq(symlink("/etc/passwd", path), 0);
+	ck_assert_int_eq(rs_metrics_flush(&c, 5000, 0, &fs, &err), 0);
+	ck_assert_uint_eq(fs.skipped, 1);
+	ck_assert_uint_eq(fs.sent, 1);
+	ck_assert_int_eq(stub_requests(st), 1);
+	ck_assert_ptr_null(strstr(st->req_body, "root:"));
+	ck_assert_uint_eq(fs.left, 1); /* the symlink stays for a person */
+	rs_event_free(&ev);
+	rs_metrics_conf_free(&c);
+	stub_stop(st);
+}
+END_TEST
+
 START_TEST(test_metrics_flush_without_spool_is_empty)
 {
 	rs_metrics_conf_t c;
@@ -770,6 +797,7 @@ static Suite *metrics_suite(void)
 	tcase_add_test(tc, test_metrics_flush_rejected_goes_to_dead_letter);
 	tcase_add_test(tc, test_metrics_flush_format_change_dead_letters);
 	tcase_add_test(tc, test_metrics_flush_bad_token_file_keeps_entries);
+	tcase_add_test(tc, test_metrics_flush_skips_bad_entry_and_goes_on);
 	tcase_add_test(tc, test_metrics_flush_without_spool_is_empty);
 	tcase_add_test(tc, test_metrics_flush_budget_bounds_a_hanging_receiver);
 	tcase_add_test(tc, test_metrics_flush_busy_lock_bounded);
