@@ -5,7 +5,11 @@
  * Every request has a connect timeout and a total timeout and runs with
  * CURLOPT_NOSIGNAL (no SIGALRM in the host process: slurmstepd has its
  * own signal handling).  No redirects are followed, only http and https
- * are spoken, no "Expect: 100-continue" pause.
+ * are spoken, no "Expect: 100-continue" pause.  Name resolution is bounded
+ * by the same timeouts only with a libcurl built with an asynchronous
+ * resolver (curl -V lists AsynchDNS; Debian's does): with the synchronous
+ * one and NOSIGNAL, a stuck DNS lookup is bounded only by the background
+ * sender's alarm() backstop (metrics.h).
  *
  * Verdict on an answer (rs_send_classify()):
  *   2xx                                  -> RS_SEND_DONE
