@@ -437,3 +437,21 @@ def test_table_without_new_columns_still_takes_rows(receivers, cli, event):
     got = receivers.query("SELECT event_id, job_id FROM default.old_events WHERE job_id = 90")
     assert got == [{"event_id": "alpha:90:1", "job_id": 90}]
     assert cli.entries(dead=True) == []
+
+
+def test_full_spool_refuses_new_event_keeps_old(cli, event, spool):
+    """At the bound the new event is refused (and said so), the spooled
+    ones are kept; an alert still gets in (reserve)."""
+    dead = f"metrics_url=http://127.0.0.1:{free_port()}/"
+    for i in range(2):
+        cli.emit(event(f"f{i}.json", job_id=200 + i), dead, "spool_max_entries=2", "--no-send",
+                 check=0)
+    p = cli.emit(event("f2.json", job_id=202), dead, "spool_max_entries=2", "--no-send",
+                 check=1)
+    assert f"spool {spool} is full (2 entries" in p.stderr
+    assert "metrics alpha:202:1 not spooled" in p.stderr
+    assert [e["event_id"] for e in cli.entries()] == ["alpha:200:1", "alpha:201:1"]
+    p = cli.emit(event("f3.json", job_id=203, action="held"),
+                 f"alert_url=http://127.0.0.1:{free_port()}/", "spool_max_entries=2",
+                 "--alert", "--no-send", check=0)
+    assert [e["kind"] for e in cli.entries()] == ["metrics", "metrics", "alert"]
