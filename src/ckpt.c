@@ -436,6 +436,9 @@ static void _insert_sorted(json_object *gens, json_object *rec)
 
 /* ------------------------------------------------------------- repair -- */
 
+static int _set_latest(int cfd, const char *dir_path, const char *target,
+		       rs_err_t *err);
+
 /* Staging-name fields; job staging: .staging-j<job>-a<attempt>-s<seq>,
  * single-part staging: .staging-solo-<pid>-<host>. */
 struct stg_key {
@@ -582,6 +585,24 @@ static int _repair(struct ctx *c, json_object **manifest, rs_err_t *err)
 	if (rc < 0)
 		return rc;
 	gens = rs_manifest_generations(root);
+	/* A recorded generation was committed (records are written after
+	 * the commit): if `latest` is older or gone (removed by hand), point
+	 * it back at the newest recorded one rather than treat everything
+	 * newer as uncommitted and delete it. */
+	for (size_t i = 0; i < json_object_array_length(gens); i++) {
+		g = (long)_jint(json_object_array_get_idx(gens, i), "gen", -1);
+		_gen_name(name, sizeof(name), g);
+		if (g > latest && _is_dir_at(c->cfd, name)) {
+			rc = _set_latest(c->cfd, c->dir_path, name, err);
+			if (rc < 0)
+				goto out;
+			rs_ckpt_warn("checkpoint: %s/latest pointed to %s; "
+				     "moved to the newest recorded generation "
+				     "%s", c->dir_path, latest > 0 ?
+				     "an older generation" : "nothing", name);
+			latest = g;
+		}
+	}
 	fd = openat(c->cfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	d = fd >= 0 ? fdopendir(fd) : NULL;
 	if (!d) {

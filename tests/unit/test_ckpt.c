@@ -881,6 +881,30 @@ START_TEST(test_ckpt_stale_staging_of_dead_process_removed)
 }
 END_TEST
 
+START_TEST(test_ckpt_lost_latest_is_repaired_not_pruned)
+{
+	rs_ckpt_stats_t st;
+
+	put(P("%s/f", S), "one", 0644);
+	ck_assert_int_eq(save(3, NULL), 0);
+	put(P("%s/f", S), "two", 0644);
+	ck_assert_int_eq(save(3, NULL), 0);
+	/* someone removes `latest`, or points it back by hand */
+	ck_assert_int_eq(unlink(P("%s/latest", C)), 0);
+	ck_assert_int_eq(rs_ckpt_restore(C, R, -1, 0, NULL, &e), -ENOENT);
+	ck_assert_int_eq(save(3, &st), 0);
+	ck_assert_int_eq(st.gen, 3);
+	ck_assert_str_eq(slurp(P("%s/gen-000001/node-0/f", C)), "one");
+	ck_assert_str_eq(slurp(P("%s/gen-000002/node-0/f", C)), "two");
+	ck_assert_int_eq(unlink(P("%s/latest", C)), 0);
+	ck_assert_int_eq(symlink("gen-000001", P("%s/latest", C)), 0);
+	ck_assert_int_eq(save(3, &st), 0);
+	ck_assert_int_eq(st.gen, 4);
+	ck_assert_int_eq(count_prefix(C, "gen-"), 3);
+	ck_assert_int_eq(rs_ckpt_verify(C, &e), 0);
+}
+END_TEST
+
 START_TEST(test_ckpt_verify_detects_inconsistency)
 {
 	ck_assert_int_eq(rs_ckpt_verify(C, &e), -ENOENT);
@@ -1093,6 +1117,7 @@ static Suite *ckpt_suite(void)
 	tcase_add_test(tc, test_ckpt_kill_at_every_point);
 	tcase_add_test(tc, test_ckpt_kill_after_n_files);
 	tcase_add_test(tc, test_ckpt_stale_staging_of_dead_process_removed);
+	tcase_add_test(tc, test_ckpt_lost_latest_is_repaired_not_pruned);
 	tcase_add_test(tc, test_ckpt_verify_detects_inconsistency);
 	suite_add_tcase(s, tc);
 	return s;
