@@ -87,6 +87,13 @@ int rs_ckpt_verify(const char *ckpt_dir, rs_err_t *err);
 
 /*
  * Additions beyond the original contract.
+ *
+ * Save and restore copy with up to RS_CKPT_THREADS worker threads (default:
+ * online CPUs, at most 4) and join them before returning.  Environment read
+ * by the engine (docs/checkpoint.md): RS_CKPT_SYNC=syncfs|fsync,
+ * RS_CKPT_LOCK_TIMEOUT (s), RS_CKPT_STALE_SECONDS, RS_CKPT_THREADS,
+ * RS_CKPT_EARLY_WRITEBACK, and the test-only fault hooks RS_CKPT_FAULT_AT /
+ * RS_CKPT_FAULT_AFTER_FILES (SIGKILL at a named point of a save).
  */
 
 /* Warnings that do not fail a save (skipped sockets/FIFOs/devices, files
