@@ -51,8 +51,9 @@ typedef struct rs_ckpt_tree_opts {
 
 /*
  * Copy the contents of directory src_fd into the existing directory dst_fd,
- * then (set_root_attrs) give dst_fd src_fd's mode and mtime.  Adds to stats (files,
- * bytes_copied, bytes_linked, skipped, changed, sync_seconds).  src_path
+ * then (set_root_attrs) give dst_fd src_fd's mode and mtime.  Adds to
+ * stats (files, bytes, bytes_copied, bytes_linked, skipped, changed,
+ * sync_seconds).  src_path
  * and dst_path only name things in messages.  An entry already present in
  * dst is replaced (restore into a non-empty scratch); an entry that
  * vanishes from src while being read is counted in stats->changed and left

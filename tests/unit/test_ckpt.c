@@ -26,7 +26,8 @@ static char base[PATH_MAX], S[PATH_MAX], C[PATH_MAX], R[PATH_MAX];
 static rs_err_t e;
 
 /* A path under base, from a small ring so several can be used at once. */
-static const char *P(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static const char *P(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
 static const char *P(const char *fmt, ...)
 {
 	static char ring[8][PATH_MAX];
@@ -588,8 +589,10 @@ START_TEST(test_ckpt_multipart_complete_after_last_part)
 	ck_assert(json_object_object_get_ex(r, "reason", &v));
 	ck_assert_str_eq(json_object_get_string(v), "signal");
 	ck_assert(json_object_object_get_ex(r, "nodes", &v));
-	ck_assert_str_eq(json_object_get_string(json_object_array_get_idx(v, 0)), "n1");
-	ck_assert_str_eq(json_object_get_string(json_object_array_get_idx(v, 1)), "n2");
+	ck_assert_str_eq(json_object_get_string(
+				 json_object_array_get_idx(v, 0)), "n1");
+	ck_assert_str_eq(json_object_get_string(
+				 json_object_array_get_idx(v, 1)), "n2");
 	json_object_put(m);
 	ck_assert_int_eq(rs_ckpt_restore(C, R, -1, 1, NULL, &e), 0);
 	ck_assert_str_eq(slurp(P("%s/f", R)), "node two");
