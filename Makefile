@@ -89,7 +89,7 @@ $(B)/slurm-resilience: $(CLI_OBJ) $(B)/libresilience.a
 	$(CC) -o $@ $(CLI_OBJ) $(B)/libresilience.a $(LDFLAGS) $(PKG_LIBS) -lslurm
 
 $(B)/resilience-supervisor: $(B)/obj/supervisor_main.o $(B)/libresilience.a
-	$(CC) -o $@ $(B)/obj/supervisor_main.o $(B)/libresilience.a $(LDFLAGS) $(PKG_LIBS)
+	$(CC) -o $@ $(B)/obj/supervisor_main.o $(B)/libresilience.a $(LDFLAGS) -Wl,--as-needed $(PKG_LIBS)
 
 $(B)/tests/%: tests/unit/%.c $(B)/libresilience.a $(wildcard include/*.h)
 	@mkdir -p $(dir $@)

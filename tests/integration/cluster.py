@@ -235,12 +235,21 @@ PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscrib
 
     def job(self, job_id):
         """scontrol show job as a dict ({} if the job is unknown)."""
-        r = self.run(["scontrol", "-o", "show", "job", str(job_id)])
+        r = self.run(["scontrol", "show", "job", str(job_id)])
         if r.returncode:
             return {}
         d = {}
-        for m in re.finditer(r"(\w[\w:/]*)=(.*?)(?= \w[\w:/]*=|$)", r.stdout.strip()):
-            d[m.group(1)] = m.group(2)
+        for line in r.stdout.splitlines():
+            line = line.strip()
+            # Free-text fields stand alone on their line (they may
+            # contain "key=value" themselves).
+            for free in ("AdminComment=", "Comment=", "SystemComment="):
+                if line.startswith(free):
+                    d[free[:-1]] = line[len(free):]
+                    break
+            else:
+                for m in re.finditer(r"(\w[\w:/]*)=(.*?)(?= \w[\w:/]*=|$)", line):
+                    d.setdefault(m.group(1), m.group(2))
         return d
 
     def state(self, job_id):
