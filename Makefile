@@ -43,7 +43,7 @@ WARN    := -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes \
            -Wshadow -Wformat=2 -Werror=implicit-function-declaration -fno-common
 CFLAGS  ?= -O2 -g
 ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(WARN) \
-           -Iinclude -I$(SLURM_INCDIR) $(PKG_CFLAGS) \
+           -Iinclude -isystem $(SLURM_INCDIR) $(PKG_CFLAGS) \
            -DRS_VERSION='"$(VERSION)"' -DRS_LIBEXECDIR='"$(LIBEXECDIR)"' \
            -DHAVE_SPANK_PREPEND_TASK_ARGV=$(HAVE_PREPEND) $(CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS ?=
@@ -66,7 +66,7 @@ DEB_PACKAGES := gcc make pkg-config libc6-dev libslurm-dev libcurl4-openssl-dev 
   clickhouse-server clickhouse-client prometheus-pushgateway \
   prometheus-alertmanager
 
-.PHONY: all deps check check-run suites unit unit-valgrind unit-asan symbols fuzz-smoke fuzz \
+.PHONY: all deps check check-run suites check-slurm-headers unit unit-valgrind unit-asan symbols fuzz-smoke fuzz \
         integration install uninstall clean demo bench
 all: $(B)/resilience.so $(B)/slurm-resilience $(B)/resilience-supervisor
 
@@ -107,6 +107,23 @@ deps:
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+
+# Build against another Slurm's headers (e.g. 23.11 or 24.11, where
+# spank_prepend_task_argv exists): SLURM_SRC=/path/to/slurm-source.
+# On demand (Slurm's sources are not part of this project).
+check-slurm-headers:
+	@test -n "$(SLURM_SRC)" || { echo "usage: make check-slurm-headers SLURM_SRC=DIR"; exit 2; }
+	@set -e; inc=$$(mktemp -d); mkdir -p $$inc/slurm; \
+	  cp $(SLURM_SRC)/slurm/*.h $$inc/slurm/; \
+	  maj=$$(awk '/^ *Major:/{print $$2}' $(SLURM_SRC)/META); \
+	  min=$$(awk '/^ *Minor:/{print $$2}' $(SLURM_SRC)/META); \
+	  mic=$$(awk '/^ *Micro:/{print $$2}' $(SLURM_SRC)/META); \
+	  sed "s/#undef SLURM_VERSION_NUMBER/#define SLURM_VERSION_NUMBER SLURM_VERSION_NUM($$maj,$$min,$$mic)/" \
+	    $(SLURM_SRC)/slurm/slurm_version.h.in > $$inc/slurm/slurm_version.h; \
+	  $(MAKE) --no-print-directory B=$$inc/build SLURM_INCDIR=$$inc $$inc/build/resilience.so; \
+	  echo "built against Slurm $$maj.$$min.$$mic headers: prepend_task_argv=$$(grep -c spank_prepend_task_argv $$inc/slurm/spank.h)"; \
+	  nm -D --defined-only $$inc/build/resilience.so | awk '{print $$3}' | tr '\n' ' '; echo; \
+	  rm -rf $$inc
 
 # ---------------------------------------------------------------- tests ---
 check: deps
@@ -152,7 +169,7 @@ FUZZ_SMOKE_SECONDS ?= 5
 fuzz: $(FUZZ_SRC)
 	@set -e; mkdir -p $(B)/fuzz; for f in $(FUZZ_SRC); do \
 	  n=$$(basename $$f .c); \
-	  clang -g -O1 -std=gnu11 -D_GNU_SOURCE -Iinclude -I$(SLURM_INCDIR) $(PKG_CFLAGS) \
+	  clang -g -O1 -std=gnu11 -D_GNU_SOURCE -Iinclude -isystem $(SLURM_INCDIR) $(PKG_CFLAGS) \
 	    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -DRS_VERSION='"$(VERSION)"' \
 	    -DRS_LIBEXECDIR='"$(LIBEXECDIR)"' -DHAVE_SPANK_PREPEND_TASK_ARGV=$(HAVE_PREPEND) \
 	    -o $(B)/fuzz/$$n $$f $(FUZZ_LIB); \

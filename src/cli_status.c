@@ -103,7 +103,7 @@ static void _print_slurm_view(unsigned long job_id)
 	if (slurm_load_job(&msg, (uint32_t)job_id, SHOW_ALL) || !msg ||
 	    !msg->record_count) {
 		printf("job %lu: not known to Slurm (%s)\n", job_id,
-		       slurm_strerror(slurm_get_errno()));
+		       slurm_strerror(errno));
 		if (msg)
 			slurm_free_job_info_msg(msg);
 		return;

@@ -321,7 +321,7 @@ RS_EXPORT int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 		} else {
 			slurm_error("resilience: job %u: cannot load the job's "
 				    "state: %s", g.job_id,
-				    slurm_strerror(slurm_get_errno()));
+				    slurm_strerror(errno));
 			if (spank_get_item(sp, S_SLURM_RESTART_COUNT,
 					   &g.restart_count) != ESPANK_SUCCESS)
 				g.restart_count = 0;
@@ -813,7 +813,7 @@ static void _set_admin_comment(const char *text)
 	upd.admin_comment = (char *)text;
 	if (slurm_update_job(&upd))
 		slurm_error("resilience: job %u: cannot set AdminComment: %s",
-			    g.job_id, slurm_strerror(slurm_get_errno()));
+			    g.job_id, slurm_strerror(errno));
 }
 
 /* Slurm's own begin time for the requeued job (cred_expire + 1 s from
@@ -848,12 +848,12 @@ static void _set_begin_time(uint32_t delay)
 		upd.begin_time = want;
 		if (!slurm_update_job(&upd))
 			return;
-		if (slurm_get_errno() != ESLURM_JOB_NOT_PENDING)
+		if (errno != ESLURM_JOB_NOT_PENDING)
 			break;
 		usleep(100000);
 	}
 	slurm_error("resilience: job %u: cannot delay the next attempt by "
-		    "%us: %s", g.job_id, delay, slurm_strerror(slurm_get_errno()));
+		    "%us: %s", g.job_id, delay, slurm_strerror(errno));
 }
 
 static void _act(const rs_decision_t *d, rs_outcome_t o)
@@ -877,7 +877,7 @@ static void _act(const rs_decision_t *d, rs_outcome_t o)
 	}
 	if (rc)
 		slurm_error("resilience: job %u: requeue failed: %s", g.job_id,
-			    slurm_strerror(slurm_get_errno()));
+			    slurm_strerror(errno));
 }
 
 /* In a privsep child, as the user: hand the supervisor's status lines
@@ -985,7 +985,7 @@ RS_EXPORT int slurm_spank_task_exit(spank_t sp, int ac, char **av)
 	end.wait_status = status;
 	if (_job_facts(&end, &requeue_allowed, &batch))
 		slurm_error("resilience: job %u: cannot load job state: %s",
-			    g.job_id, slurm_strerror(slurm_get_errno()));
+			    g.job_id, slurm_strerror(errno));
 	o = rs_requeue_classify(&end, &exit_code, &sig);
 
 	memset(&in, 0, sizeof(in));
