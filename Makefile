@@ -56,8 +56,8 @@ CLI_OBJ    := $(patsubst src/%.c,$(B)/obj/%.o,$(wildcard src/cli.c src/cli_*.c))
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
-# The parsers under fuzz, and only what they need.
-FUZZ_LIB   := src/err.c src/spec.c src/path.c src/pattern.c src/policy.c
+# Fuzz targets link the whole library (built once, instrumented).
+FUZZ_LIB   := $(LIB_SRC)
 
 # Debian 12 packages the build, the tests, the demo and the benchmarks need.
 DEB_PACKAGES := gcc make pkg-config libc6-dev libslurm-dev libcurl4-openssl-dev \
@@ -166,13 +166,20 @@ fuzz-smoke:
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS)
 FUZZ_SMOKE_SECONDS ?= 5
 
-fuzz: $(FUZZ_SRC)
+FUZZ_FLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -Iinclude -isystem $(SLURM_INCDIR) \
+  $(PKG_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined \
+  -fno-sanitize-recover=all -DRS_VERSION='"$(VERSION)"' \
+  -DRS_LIBEXECDIR='"$(LIBEXECDIR)"' -DHAVE_SPANK_PREPEND_TASK_ARGV=$(HAVE_PREPEND)
+FUZZ_OBJ := $(FUZZ_LIB:src/%.c=$(B)/fuzz/obj/%.o)
+
+$(B)/fuzz/obj/%.o: src/%.c $(wildcard include/*.h)
+	@mkdir -p $(dir $@)
+	@clang $(FUZZ_FLAGS) -c -o $@ $<
+
+fuzz: $(FUZZ_SRC) $(FUZZ_OBJ)
 	@set -e; mkdir -p $(B)/fuzz; for f in $(FUZZ_SRC); do \
 	  n=$$(basename $$f .c); \
-	  clang -g -O1 -std=gnu11 -D_GNU_SOURCE -Iinclude -isystem $(SLURM_INCDIR) $(PKG_CFLAGS) \
-	    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -DRS_VERSION='"$(VERSION)"' \
-	    -DRS_LIBEXECDIR='"$(LIBEXECDIR)"' -DHAVE_SPANK_PREPEND_TASK_ARGV=$(HAVE_PREPEND) \
-	    -o $(B)/fuzz/$$n $$f $(FUZZ_LIB); \
+	  clang $(FUZZ_FLAGS) -fsanitize=fuzzer -o $(B)/fuzz/$$n $$f $(FUZZ_OBJ) $(PKG_LIBS); \
 	  echo "== fuzz $$n for $(FUZZ_SECONDS)s"; \
 	  mkdir -p $(B)/fuzz/corpus-$$n; \
 	  $(B)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \

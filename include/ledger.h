@@ -31,6 +31,8 @@ typedef struct rs_ledger_sum {
 				   * reason answers the warning (signal, lead) */
 	unsigned all_checkpoints; /* all generations of the given attempt */
 	int64_t last_gen;         /* newest generation of the given attempt */
+	uint64_t last_bytes;      /* its size (bytes of data) */
+	double last_seconds;      /* how long it took to save */
 } rs_ledger_sum_t;
 
 /*

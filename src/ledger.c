@@ -167,8 +167,15 @@ void rs_ledger_summarize(json_object *root, const char *job_id,
 		sum->all_checkpoints++;
 		if (why && (!strcmp(why, "signal") || !strcmp(why, "lead")))
 			sum->checkpoints++;
-		if (_int(g, "gen", -1) > sum->last_gen)
+		if (_int(g, "gen", -1) > sum->last_gen) {
+			json_object *secs = NULL;
+
 			sum->last_gen = _int(g, "gen", -1);
+			sum->last_bytes = (uint64_t)_int(g, "bytes", 0);
+			sum->last_seconds =
+				json_object_object_get_ex(g, "seconds", &secs)
+					? json_object_get_double(secs) : 0;
+		}
 	}
 }
 

@@ -33,6 +33,7 @@
 
 #include "ckpt.h"
 #include "err.h"
+#include "event.h"
 #include "launch.h"
 #include "ledger.h"
 #include "manifest.h"
@@ -80,6 +81,10 @@ static struct {
 	char ready[PATH_MAX];       /* RESILIENCE_CKPT_READY */
 	char status[PATH_MAX];      /* supervisor's status file */
 	char supervisor[PATH_MAX];  /* resilience-supervisor, or "" */
+	int metrics_ok;             /* site metrics configured and usable */
+	long restored_gen;          /* generation restored this attempt, -1 */
+	rs_energy_sample_t energy0; /* RAPL counters at attempt start */
+	int have_energy;
 } g;
 
 /* Bound on any file work done on behalf of slurmstepd. */
@@ -346,6 +351,18 @@ RS_EXPORT int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 	else if (g.pol.state_dir[0])
 		snprintf(g.ledger_dir, sizeof(g.ledger_dir), "%s/%u",
 			 g.pol.state_dir, g.job_id);
+	g.restored_gen = -1;
+	if (g.step_id == RS_BATCH_STEP && g.spec.metrics &&
+	    (g.pol.metrics.url || g.pol.metrics.alert_url)) {
+		/* Root-owned secret files are checked here, as root; a bad one
+		 * costs the job its metrics, never the job itself. */
+		if (rs_metrics_conf_check(&g.pol.metrics, &err))
+			slurm_error("resilience: job %u: metrics disabled: %s",
+				    g.job_id, err.msg);
+		else
+			g.metrics_ok = 1;
+		g.have_energy = !rs_event_energy_sample(NULL, &g.energy0, NULL);
+	}
 	return 0;
 }
 
@@ -568,6 +585,8 @@ static void _restore(spank_t sp)
 		const char *gen = out + (out[0] == 'g' ? 4 : 5);
 
 		spank_setenv(sp, "RESILIENCE_RESTORED_FROM", gen, 1);
+		g.restored_gen = rs_ckpt_gen_number(
+			strrchr(gen, '/') ? strrchr(gen, '/') + 1 : gen);
 		if (out[0] == 'g')
 			slurm_info("resilience: job %u: restored %s into %s "
 				   "(node part %u)", g.job_id, gen, g.scratch,
@@ -777,11 +796,12 @@ RS_EXPORT int slurm_spank_task_init(spank_t sp, int ac, char **av)
 /* ------------------------------------------------ end of an attempt --- */
 
 /* What Slurm says about the job now (slurmctld RPC, bounded by Slurm's
- * MessageTimeout). */
+ * MessageTimeout); ev (may be NULL) gets the job's identity for metrics. */
 static int _job_facts(rs_attempt_end_t *end, int *requeue_allowed,
-		      int *batch)
+		      int *batch, rs_event_t *ev)
 {
 	job_info_msg_t *msg = NULL;
+	slurm_job_info_t *j;
 	uint32_t st;
 
 	if (slurm_load_job(&msg, g.job_id, SHOW_ALL) || !msg ||
@@ -790,7 +810,8 @@ static int _job_facts(rs_attempt_end_t *end, int *requeue_allowed,
 			slurm_free_job_info_msg(msg);
 		return -1;
 	}
-	st = msg->job_array[0].job_state;
+	j = &msg->job_array[0];
+	st = j->job_state;
 	/* scontrol requeue (or preemption in REQUEUE mode) leaves the job
 	 * pending, or completing with the requeue flag, before we see it. */
 	end->requeued = (st & JOB_STATE_BASE) == JOB_PENDING ||
@@ -798,10 +819,61 @@ static int _job_facts(rs_attempt_end_t *end, int *requeue_allowed,
 	end->timed_out = (st & JOB_STATE_BASE) == JOB_TIMEOUT;
 	end->preempted = (st & JOB_STATE_BASE) == JOB_PREEMPTED;
 	end->cancelled = (st & JOB_STATE_BASE) == JOB_CANCELLED;
-	*requeue_allowed = msg->job_array[0].requeue != 0;
-	*batch = msg->job_array[0].batch_flag != 0;
+	*requeue_allowed = j->requeue != 0;
+	*batch = j->batch_flag != 0;
+	if (ev) {
+		struct passwd *pw = getpwuid(j->user_id);
+
+		ev->cluster = strdup(g.pol.metrics.cluster ? g.pol.metrics.cluster
+				     : j->cluster ? j->cluster : "unknown");
+		ev->job_id = g.job_id;
+		if (j->array_task_id != NO_VAL) {
+			ev->array_job_id = j->array_job_id;
+			ev->array_task_id = j->array_task_id;
+		}
+		ev->user = pw ? strdup(pw->pw_name) : NULL;
+		ev->uid = j->user_id;
+		ev->account = j->account ? strdup(j->account) : NULL;
+		ev->partition = j->partition ? strdup(j->partition) : NULL;
+		ev->qos = j->qos ? strdup(j->qos) : NULL;
+		ev->job_name = j->name ? strdup(j->name) : NULL;
+		ev->nodes = j->nodes ? strdup(j->nodes) : NULL;
+		ev->num_nodes = j->num_nodes;
+		ev->num_tasks = j->num_tasks;
+		ev->num_cpus = j->num_cpus;
+	}
 	slurm_free_job_info_msg(msg);
 	return 0;
+}
+
+/* Spool this attempt's event (and the retries-exhausted alert) and let a
+ * detached process deliver it: the job's end never waits for a receiver. */
+static void _submit_metrics(rs_event_t *ev, rs_outcome_t o, int exit_code,
+			    int sig, const rs_decision_t *d, time_t end)
+{
+	rs_energy_sample_t e1;
+	rs_err_t err;
+
+	ev->attempt = g.restart_count + 1;
+	ev->restart_count = g.restart_count;
+	ev->outcome = o;
+	ev->exit_code = exit_code;
+	ev->signal = sig;
+	ev->action = d->action;
+	ev->start_time = g.start;
+	ev->end_time = end;
+	ev->duration_seconds = difftime(end, g.start);
+	ev->checkpoints = g.sum.all_checkpoints;
+	ev->last_ckpt_generation = g.sum.last_gen;
+	ev->last_ckpt_bytes = g.sum.last_bytes;
+	ev->last_ckpt_seconds = g.sum.last_seconds;
+	ev->restored_from_generation = g.restored_gen;
+	ev->ckpt_dir = g.ckpt[0] ? strdup(g.ckpt) : NULL;
+	if (g.have_energy && !rs_event_energy_sample(NULL, &e1, NULL) &&
+	    !rs_event_energy_joules(&g.energy0, &e1, &ev->energy_joules, NULL))
+		ev->has_energy = 1;
+	if (rs_metrics_submit(&g.pol.metrics, ev, d->exhausted, &err))
+		slurm_error("resilience: job %u: metrics: %s", g.job_id, err.msg);
 }
 
 static void _set_admin_comment(const char *text)
@@ -966,6 +1038,7 @@ RS_EXPORT int slurm_spank_task_exit(spank_t sp, int ac, char **av)
 	rs_decide_in_t in;
 	rs_decision_t d;
 	rs_ledger_end_t fin;
+	rs_event_t ev;
 	struct ledger_op op = { 1, NULL, &fin };
 	char line[256];
 	rs_outcome_t o;
@@ -983,7 +1056,8 @@ RS_EXPORT int slurm_spank_task_exit(spank_t sp, int ac, char **av)
 		return 0;
 	spank_get_item(sp, S_TASK_EXIT_STATUS, &status);
 	end.wait_status = status;
-	if (_job_facts(&end, &requeue_allowed, &batch))
+	rs_event_init(&ev);
+	if (_job_facts(&end, &requeue_allowed, &batch, g.metrics_ok ? &ev : NULL))
 		slurm_error("resilience: job %u: cannot load job state: %s",
 			    g.job_id, slurm_strerror(errno));
 	o = rs_requeue_classify(&end, &exit_code, &sig);
@@ -1033,5 +1107,8 @@ RS_EXPORT int slurm_spank_task_exit(spank_t sp, int ac, char **av)
 	if (d.action != RS_ACTION_COMPLETED && d.action != RS_ACTION_ENDED)
 		_set_admin_comment(line);
 	_act(&d, o);
+	if (g.metrics_ok && ev.job_id)
+		_submit_metrics(&ev, o, exit_code, sig, &d, fin.end);
+	rs_event_free(&ev);
 	return 0;
 }
