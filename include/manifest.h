@@ -62,6 +62,8 @@ void rs_manifest_unlock(int lockfd);
  * -EBADMSG if the file is not a JSON object or has a malformed "schema",
  * "next_gen" or "generations".  Does not lock: a reader sees either the old
  * or the new file, because writers rename a complete temp file into place.
+ * Root may read a folder owned by someone else (operators reading a job's
+ * history); every other caller must own it.
  */
 int rs_manifest_read(const char *ckpt_dir, json_object **root, rs_err_t *err);
 int rs_manifest_read_at(int dirfd, const char *dir_path, json_object **root,

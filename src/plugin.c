@@ -884,8 +884,8 @@ static void _set_admin_comment(const char *text)
 	upd.job_id = g.job_id;
 	upd.admin_comment = (char *)text;
 	if (slurm_update_job(&upd))
-		slurm_error("resilience: job %u: cannot set AdminComment: %s",
-			    g.job_id, slurm_strerror(errno));
+		slurm_info("resilience: job %u: AdminComment not set (%s): %s",
+			   g.job_id, slurm_strerror(errno), text);
 }
 
 /* Slurm's own begin time for the requeued job (cred_expire + 1 s from
@@ -1102,11 +1102,13 @@ RS_EXPORT int slurm_spank_task_exit(spank_t sp, int ac, char **av)
 	rs_requeue_summary(g.restart_count + 1, allowed, o, exit_code, sig,
 			   &d, line, sizeof(line));
 	slurm_info("%s (%s)", line, d.why);
-	/* A person reads why in scontrol/sacct; a completed or cancelled
-	 * job needs no explanation (and may already be gone). */
+	/* Requeue first: a job that hit its time limit is already "finished"
+	 * for slurmctld and takes no update until it is pending again.
+	 * Then a person reads why in scontrol/sacct; a completed or
+	 * cancelled job needs no explanation. */
+	_act(&d, o);
 	if (d.action != RS_ACTION_COMPLETED && d.action != RS_ACTION_ENDED)
 		_set_admin_comment(line);
-	_act(&d, o);
 	if (g.metrics_ok && ev.job_id)
 		_submit_metrics(&ev, o, exit_code, sig, &d, fin.end);
 	rs_event_free(&ev);
