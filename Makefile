@@ -44,7 +44,7 @@ WARN    := -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes \
 CFLAGS  ?= -O2 -g
 ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(WARN) \
            -Iinclude -isystem $(SLURM_INCDIR) $(PKG_CFLAGS) \
-           -DRS_VERSION='"$(VERSION)"' -DRS_LIBEXECDIR='"$(LIBEXECDIR)"' \
+           -DRS_VERSION='"$(VERSION)"' -DRS_LIBEXECDIR='"$(LIBEXECDIR)"' -DRS_BINDIR='"$(BINDIR)"' \
            -DHAVE_SPANK_PREPEND_TASK_ARGV=$(HAVE_PREPEND) $(CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS ?=
 
@@ -66,7 +66,7 @@ DEB_PACKAGES := gcc make pkg-config libc6-dev libslurm-dev libcurl4-openssl-dev 
   clickhouse-server clickhouse-client prometheus-pushgateway \
   prometheus-alertmanager
 
-.PHONY: all deps check check-run suites check-slurm-headers unit unit-valgrind unit-asan symbols fuzz-smoke fuzz \
+.PHONY: all deps check check-run suites check-slurm-headers FORCE unit unit-valgrind unit-asan symbols fuzz-smoke fuzz \
         integration install uninstall clean demo bench
 all: $(B)/resilience.so $(B)/slurm-resilience $(B)/resilience-supervisor
 
@@ -74,6 +74,13 @@ $(B)/obj/%.o: src/%.c $(wildcard include/*.h) Makefile
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# plugin.o embeds LIBEXECDIR (where it finds the supervisor): rebuild it
+# when `make install PREFIX=...` differs from the PREFIX of the build.
+$(B)/paths.stamp: FORCE
+	@mkdir -p $(B); echo '$(LIBEXECDIR) $(BINDIR)' | cmp -s - $@ || echo '$(LIBEXECDIR) $(BINDIR)' > $@
+$(B)/obj/plugin.o $(B)/obj/metrics.o: $(B)/paths.stamp
+FORCE:
 
 $(B)/libresilience.a: $(LIB_OBJ)
 	@mkdir -p $(B)
@@ -154,12 +161,17 @@ unit-asan:
 	  LDFLAGS="-fsanitize=address,undefined" unit
 
 # Only the SPANK entry points and plugin identity may be exported: sbatch,
-# srun and slurmstepd have globals of their own (sbatch has `opt`).
+# srun and slurmstepd have globals of their own (sbatch has `opt`).  And the
+# plugin must not pull in libcurl (its ~30 libraries cost every job step
+# ~20 ms, jobs without --resilience included): the metrics sender is the CLI.
 symbols: $(B)/resilience.so
 	@bad=$$(nm -D --defined-only $< | awk '{print $$3}' | \
 	  grep -vE '^(plugin_name|plugin_type|plugin_version|slurm_spank_[a-z_]+)$$' || true); \
 	if [ -n "$$bad" ]; then echo "symbols: unexpected exports in $<:"; echo "$$bad"; exit 1; fi; \
-	echo "symbols: only plugin and SPANK symbols exported"
+	echo "symbols: only plugin and SPANK symbols exported"; \
+	need=$$(readelf -d $< | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | tr '\n' ' '); \
+	case "$$need" in *curl*) echo "symbols: $< needs libcurl ($$need): every srun and slurmstepd would load it"; exit 1;; esac; \
+	echo "symbols: $< needs only $$need"
 
 FUZZ_SECONDS ?= 120
 fuzz-smoke:
@@ -169,7 +181,7 @@ FUZZ_SMOKE_SECONDS ?= 5
 FUZZ_FLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -Iinclude -isystem $(SLURM_INCDIR) \
   $(PKG_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined \
   -fno-sanitize-recover=all -DRS_VERSION='"$(VERSION)"' \
-  -DRS_LIBEXECDIR='"$(LIBEXECDIR)"' -DHAVE_SPANK_PREPEND_TASK_ARGV=$(HAVE_PREPEND)
+  -DRS_LIBEXECDIR='"$(LIBEXECDIR)"' -DRS_BINDIR='"$(BINDIR)"' -DHAVE_SPANK_PREPEND_TASK_ARGV=$(HAVE_PREPEND)
 FUZZ_OBJ := $(FUZZ_LIB:src/%.c=$(B)/fuzz/obj/%.o)
 
 $(B)/fuzz/obj/%.o: src/%.c $(wildcard include/*.h)

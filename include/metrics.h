@@ -76,6 +76,9 @@ typedef struct rs_metrics_conf {
 	rs_metrics_log_fn log;          /* NULL: messages dropped (the
 	                                 * background flusher uses syslog) */
 	void *log_arg;
+	char *flush_cmd;                /* the slurm-resilience binary the
+	                                 * detached sender execs (`flush`);
+	                                 * NULL: RS_BINDIR/slurm-resilience */
 } rs_metrics_conf_t;
 
 /* Defaults: format json, table slurm_resilience.events, spool
@@ -95,6 +98,12 @@ void rs_metrics_conf_free(rs_metrics_conf_t *conf);
  * user, so credentials go in token_file= / clickhouse_credentials=. */
 int rs_metrics_conf_set(rs_metrics_conf_t *conf, const char *key, const char *value,
 			rs_err_t *err);
+
+/* The configuration as key=value arguments for `slurm-resilience flush`
+ * (what the detached sender execs): argv gets at most max-1 pointers into
+ * buf and a NULL.  Returns the count, or -ENOSPC. */
+int rs_metrics_conf_args(const rs_metrics_conf_t *conf, char **argv, int max,
+			 char *buf, size_t len);
 
 /* Whether key is one of the above (1/0). */
 int rs_metrics_conf_is_key(const char *key);

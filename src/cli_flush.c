@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <syslog.h>
 #include <time.h>
 
@@ -473,6 +474,16 @@ int rs_cli_metrics(int argc, char **argv)
 	}
 	conf.log = _log_stderr;
 	conf.log_arg = &quiet;
+	/* The detached sender of `emit` is this very program. */
+	{
+		char self[4096];
+		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+		if (n > 0) {
+			self[n] = '\0';
+			conf.flush_cmd = strdup(self);
+		}
+	}
 	if (strcmp(sub, "emit") == 0)
 		rc = _emit(&conf, &o);
 	else if (strcmp(sub, "list") == 0)

@@ -78,6 +78,8 @@ static struct {
 	time_t start;
 	time_t end_time;            /* when Slurm ends this attempt, 0 = ? */
 	uint32_t job_nnodes;        /* nodes of the job (not of the step) */
+	int job_batch;              /* the job has a batch script */
+	char cluster[64];           /* ClusterName, for private file names */
 	char ready[PATH_MAX];       /* RESILIENCE_CKPT_READY */
 	char status[PATH_MAX];      /* supervisor's status file */
 	char supervisor[PATH_MAX];  /* resilience-supervisor, or "" */
@@ -230,6 +232,32 @@ static int _expand_paths(spank_t sp, rs_err_t *err)
  * or the site default unless it said `off`).  Never returns an error in
  * remote context.
  */
+/* A program of ours: beside resilience.so (a build tree), else where
+ * `make install` puts it (dir).  out gets "" if neither exists. */
+static void _find_helper(const char *name, const char *dir, char *out,
+			 size_t len)
+{
+	Dl_info info;
+	char here[PATH_MAX - 64];
+	struct stat st;
+
+	if (dladdr((void *)_find_helper, &info) && info.dli_fname) {
+		char *slash;
+
+		snprintf(here, sizeof(here), "%s", info.dli_fname);
+		slash = strrchr(here, '/');
+		if (slash) {
+			*slash = '\0';
+			snprintf(out, len, "%s/%s", here, name);
+			if (!stat(out, &st) && S_ISREG(st.st_mode))
+				return;
+		}
+	}
+	snprintf(out, len, "%s/%s", dir, name);
+	if (stat(out, &st) || !S_ISREG(st.st_mode))
+		out[0] = '\0';
+}
+
 /* sbatch's own command line (and the script's #SBATCH lines) asked for
  * --no-requeue.  Best effort: only used for a warning at submit. */
 static int _no_requeue_requested(void)
@@ -323,6 +351,10 @@ RS_EXPORT int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 			g.restart_count = msg->job_array[0].restart_cnt;
 			g.end_time = msg->job_array[0].end_time;
 			g.job_nnodes = msg->job_array[0].num_nodes;
+			g.job_batch = msg->job_array[0].batch_flag != 0;
+			snprintf(g.cluster, sizeof(g.cluster), "%s",
+				 msg->job_array[0].cluster ?
+				 msg->job_array[0].cluster : "");
 		} else {
 			slurm_error("resilience: job %u: cannot load the job's "
 				    "state: %s", g.job_id,
@@ -356,11 +388,17 @@ RS_EXPORT int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 	    (g.pol.metrics.url || g.pol.metrics.alert_url)) {
 		/* Root-owned secret files are checked here, as root; a bad one
 		 * costs the job its metrics, never the job itself. */
+		char cli[PATH_MAX];
+
 		if (rs_metrics_conf_check(&g.pol.metrics, &err))
 			slurm_error("resilience: job %u: metrics disabled: %s",
 				    g.job_id, err.msg);
 		else
 			g.metrics_ok = 1;
+		/* The detached sender execs the CLI (libcurl lives there). */
+		_find_helper("slurm-resilience", RS_BINDIR, cli, sizeof(cli));
+		if (cli[0])
+			g.pol.metrics.flush_cmd = strdup(cli);
 		g.have_energy = !rs_event_energy_sample(NULL, &g.energy0, NULL);
 	}
 	return 0;
@@ -396,7 +434,21 @@ static int _ledger_cb(json_object *root, void *arg, rs_err_t *err)
 /* In the privsep child: update the ledger, send the summary back. */
 static int _ledger_child(void *arg, int out_fd, rs_err_t *err)
 {
-	int rc = rs_manifest_update(g.ledger_dir, _ledger_cb, arg, err);
+	int rc;
+
+	/* state_dir's history is the user's to read (`slurm-resilience
+	 * status JOBID`), like what squeue shows: folders 0755, file 0644.
+	 * Only root writes it. */
+	if (!g.ckpt[0])
+		mkdir(g.pol.state_dir, 0755);
+	rc = rs_manifest_update(g.ledger_dir, _ledger_cb, arg, err);
+	if (!rc && !g.ckpt[0]) {
+		char m[PATH_MAX + 32];
+
+		snprintf(m, sizeof(m), "%s/%s", g.ledger_dir, RS_MANIFEST_NAME);
+		chmod(g.ledger_dir, 0755);
+		chmod(m, 0644);
+	}
 
 	if (!rc && write(out_fd, &g.sum, sizeof(g.sum)) != sizeof(g.sum))
 		rc = rs_err_set(err, EIO, "ledger: short write");
@@ -442,39 +494,26 @@ static unsigned _retries_used(void)
 
 /* ------------------------------------------- checkpoints in the job --- */
 
-/* resilience-supervisor: beside resilience.so (a build tree), else where
- * `make install` puts it. */
-static void _find_supervisor(void)
+/* Names of the ready and status files, in the user's private folder
+ * (/tmp/.resilience-<uid>). */
+static void _private_names(void)
 {
-	Dl_info info;
-	char dir[PATH_MAX - 32];
-	struct stat st;
+	char dir[256];
 
-	g.supervisor[0] = '\0';
-	if (dladdr((void *)_find_supervisor, &info) && info.dli_fname) {
-		char *slash;
-
-		snprintf(dir, sizeof(dir), "%s", info.dli_fname);
-		slash = strrchr(dir, '/');
-		if (slash) {
-			*slash = '\0';
-			snprintf(g.supervisor, sizeof(g.supervisor),
-				 "%s/resilience-supervisor", dir);
-			if (!stat(g.supervisor, &st) && S_ISREG(st.st_mode))
-				return;
-		}
-	}
-	snprintf(g.supervisor, sizeof(g.supervisor), "%s/resilience-supervisor",
-		 RS_LIBEXECDIR);
-	if (stat(g.supervisor, &st) || !S_ISREG(st.st_mode))
-		g.supervisor[0] = '\0';
+	rs_launch_private_dir(g.uid, dir, sizeof(dir));
+	/* One ready file per job and node: the application may run in the
+	 * batch script or in an srun step, whichever step's supervisor
+	 * saves this node's part. */
+	snprintf(g.ready, sizeof(g.ready), "%s/%.60s.%u.ready", dir,
+		 g.cluster, g.job_id);
+	snprintf(g.status, sizeof(g.status), "%s/%.60s.%u.%u.status", dir,
+		 g.cluster, g.job_id, g.step_id);
 }
 
-/* The user's private folder for the ready and status files (as the user:
- * slurmstepd runs user_init with the user's effective uid). */
-static int _private_paths(rs_err_t *err)
+/* Create (or check) the private folder: the user's, 0700. */
+static int _private_dir(rs_err_t *err)
 {
-	char dir[PATH_MAX];
+	char dir[PATH_MAX - 64];
 	struct stat st;
 
 	rs_launch_private_dir(g.uid, dir, sizeof(dir));
@@ -490,12 +529,7 @@ static int _private_paths(rs_err_t *err)
 				  "%u, mode %04o): remove it", dir,
 				  (unsigned)g.uid, (unsigned)st.st_uid,
 				  (unsigned)(st.st_mode & 07777));
-	rs_launch_step_file(dir, g.job_id, g.step_id, "ready", g.ready,
-			    sizeof(g.ready));
-	rs_launch_step_file(dir, g.job_id, g.step_id, "status", g.status,
-			    sizeof(g.status));
 	/* Leftovers of a step that died before task_exit cleaned up. */
-	unlink(g.ready);
 	unlink(g.status);
 	return 0;
 }
@@ -515,6 +549,30 @@ static int _mkdir_p(const char *path)
 		*p = '/';
 	}
 	return mkdir(tmp, 0700) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* In a privsep child, as the user, bounded: everything user_init does on
+ * user paths before the tasks start.  A hung file system costs the job
+ * RS_FILE_TIMEOUT_MS and a clear message, never a hung slurmstepd. */
+static int _prepare_child(void *arg, int out_fd, rs_err_t *err)
+{
+	int rc;
+
+	(void)arg;
+	(void)out_fd;
+	/* ckpt_roots again, after expansion, with symlinks resolved. */
+	rc = rs_policy_check_ckpt_path(&g.pol, g.ckpt, err);
+	if (rc)
+		return rc;
+	rc = _private_dir(err);
+	if (rc)
+		return rc;
+	/* The application finds its scratch folder (the user's, 0700) on
+	 * every node, restored or empty. */
+	if (_mkdir_p(g.scratch) < 0)
+		return rs_err_set(err, errno, "create scratch %s: %s", g.scratch,
+				  strerror(errno));
+	return 0;
 }
 
 struct restore_op {
@@ -596,8 +654,9 @@ static void _restore(spank_t sp)
 
 /*
  * slurmstepd, as the job's user (effective uid), before tasks fork.
- * Re-checks the expanded checkpoint folder against ckpt_roots with the
- * user's privileges (symlinks resolved), and exports the job's variables.
+ * Prepares the user paths (bounded child, as the user): ckpt_roots again
+ * with symlinks resolved, the private folder, scratch; opens the attempt
+ * in the ledger (batch step); restores; exports the job's variables.
  */
 RS_EXPORT int slurm_spank_user_init(spank_t sp, int ac, char **av)
 {
@@ -608,11 +667,15 @@ RS_EXPORT int slurm_spank_user_init(spank_t sp, int ac, char **av)
 	(void)av;
 	if (!g.active || g.failed)
 		return 0;
-	if (g.ckpt[0] && rs_policy_check_ckpt_path(&g.pol, g.ckpt, &err)) {
-		g.failed = 1;
-		g.fail_err = err;
-		slurm_error("resilience: job %u: %s", g.job_id, err.msg);
-		return 0;
+	if (g.ckpt[0]) {
+		_private_names();
+		if (rs_privsep_run(g.uid, g.gid, RS_FILE_TIMEOUT_MS,
+				   _prepare_child, NULL, NULL, 0, NULL, &err)) {
+			g.failed = 1;
+			g.fail_err = err;
+			slurm_error("resilience: job %u: %s", g.job_id, err.msg);
+			return 0;
+		}
 	}
 	/* Only the batch step opens an attempt: srun steps inside the job
 	 * inherit the batch script's RESILIENCE_* variables, and a job
@@ -640,20 +703,11 @@ RS_EXPORT int slurm_spank_user_init(spank_t sp, int ac, char **av)
 	if (g.ckpt[0]) {
 		spank_setenv(sp, "RESILIENCE_CKPT_DIR", g.ckpt, 1);
 		spank_setenv(sp, "RESILIENCE_SCRATCH", g.scratch, 1);
-		if (_private_paths(&err)) {
-			g.failed = 1;
-			g.fail_err = err;
-			return 0;
-		}
 		spank_setenv(sp, "RESILIENCE_CKPT_READY", g.ready, 1);
-		/* The application finds its scratch folder there (the user's,
-		 * 0700) on every node, restored or empty. */
-		if (_mkdir_p(g.scratch) < 0)
-			slurm_error("resilience: job %u: create scratch %s: %s",
-				    g.job_id, g.scratch, strerror(errno));
 		if (g.spec.restore && g.restart_count > 0)
 			_restore(sp);
-		_find_supervisor();
+		_find_helper("resilience-supervisor", RS_LIBEXECDIR,
+			     g.supervisor, sizeof(g.supervisor));
 		if (!g.supervisor[0]) {
 			g.failed = 1;
 			rs_err_set(&g.fail_err, ENOENT,
@@ -688,11 +742,16 @@ static int _launch_argv(spank_t sp, pid_t adopt, char **argv, int *argc,
 	l.attempt = g.restart_count + 1;
 	l.part = nodeid;
 	l.nparts = nnodes ? nnodes : 1;
-	/* One saver per node.  In a job on several nodes the batch script's
-	 * supervisor only forwards: the srun steps that span the nodes save
-	 * every node's part (docs/supervisor.md). */
-	l.saver = local == 0 &&
-		  !(g.step_id == RS_BATCH_STEP && g.job_nnodes > 1);
+	/* One saver per node and job, so a warning gives one checkpoint:
+	 * in a one-node batch job the batch script's supervisor saves and
+	 * srun steps only forward; in a job on several nodes the srun steps
+	 * that span the nodes save every node's part and the batch script's
+	 * supervisor only forwards; a job without a batch script (salloc,
+	 * srun) saves from its steps (docs/design.md). */
+	if (g.step_id == RS_BATCH_STEP)
+		l.saver = local == 0 && g.job_nnodes <= 1;
+	else
+		l.saver = local == 0 && !(g.job_batch && g.job_nnodes <= 1);
 	l.end_time = (double)g.end_time;
 	l.adopt = adopt;
 	return rs_launch_argv(&l, argv, argc, buf, len);
@@ -961,7 +1020,8 @@ static int _status_child(void *arg, int out_fd, rs_err_t *err)
 	int fd;
 
 	(void)arg;
-	unlink(g.ready);
+	if (g.step_id == RS_BATCH_STEP)
+		unlink(g.ready);
 	fd = open(g.status, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : rs_err_set(err, errno, "%s: %s",

@@ -99,6 +99,13 @@ static void conf_for(rs_metrics_conf_t *c, stub_t *st, const char *format)
 	set(c, "metrics_format", format);
 	set(c, "spool_dir", spool);
 	set(c, "timeout_ms", "1000");
+	/* The detached sender execs the CLI: the one just built. */
+	if (getenv("RS_BUILD")) {
+		char cmd[4096];
+
+		snprintf(cmd, sizeof(cmd), "%s/slurm-resilience", getenv("RS_BUILD"));
+		c->flush_cmd = strdup(cmd);
+	}
 }
 
 /* ------------------------------------------------------------ options --- */
