@@ -41,8 +41,4 @@ int rs_launch_argv(const rs_launch_t *l, char **argv, int *argc, char *buf,
  * /tmp/.resilience-<uid> (0700, the user's: checked by the caller). */
 int rs_launch_private_dir(uid_t uid, char *buf, size_t len);
 
-/* <dir>/<job>.<step>.ready and <dir>/<job>.<step>.status */
-int rs_launch_step_file(const char *dir, unsigned job, unsigned step,
-			const char *suffix, char *buf, size_t len);
-
 #endif

@@ -85,11 +85,3 @@ int rs_launch_private_dir(uid_t uid, char *buf, size_t len)
 
 	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
 }
-
-int rs_launch_step_file(const char *dir, unsigned job, unsigned step,
-			const char *suffix, char *buf, size_t len)
-{
-	int n = snprintf(buf, len, "%s/%u.%u.%s", dir, job, step, suffix);
-
-	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
-}

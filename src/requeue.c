@@ -145,7 +145,7 @@ void rs_requeue_decide(const rs_decide_in_t *in, rs_decision_t *out)
 	}
 	if (!in->requeue_allowed) {
 		out->action = RS_ACTION_FAILED;
-		WHY("submitted with --no-requeue: not requeued");
+		WHY("submitted with --no-requeue");
 		return;
 	}
 	if (in->max_requeues >= 0 && in->requeues >= in->max_requeues) {

@@ -177,6 +177,35 @@ static void _save_child(int wfd)
 	_exit(0);
 }
 
+/* 1 if pid catches or ignores sig (/proc/PID/status SigCgt, SigIgn), so
+ * sending it cannot kill the process; 0 otherwise or if unknown. */
+static int _catches(pid_t pid, int sig)
+{
+	char path[64], line[256];
+	unsigned long long mask, bit = 1ULL << (sig - 1);
+	int yes = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if ((sscanf(line, "SigCgt: %llx", &mask) == 1 ||
+		     sscanf(line, "SigIgn: %llx", &mask) == 1) && (mask & bit))
+			yes = 1;
+	fclose(f);
+	return yes;
+}
+
+static void _touch(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+	if (fd >= 0)
+		close(fd);
+}
+
 static void _report_save(const struct save_result *res, const char *why)
 {
 	rs_supervise_status_t st;
@@ -283,8 +312,16 @@ static void _act(rs_supervise_action_t a)
 		 * remove it before the application hears the warning. */
 		if (S.sm.saver && S.o.ready && unlink(S.o.ready) < 0 && errno != ENOENT)
 			_say("ready file %s: %s", S.o.ready, strerror(errno));
-		if (S.sm.reason != RS_SUPERVISE_SIGNAL && !S.app_done)
-			kill(S.app, S.o.signal);
+		if (S.sm.reason != RS_SUPERVISE_SIGNAL && !S.app_done) {
+			/* A self-timed warning must not kill an application that
+			 * never asked for it: the signal's default action ends
+			 * the process.  Such an application cannot write its
+			 * state on request anyway, so save what is there now. */
+			if (_catches(S.app, S.o.signal))
+				kill(S.app, S.o.signal);
+			else if (S.sm.saver && S.o.ready)
+				_touch(S.o.ready);
+		}
 		if (S.sm.saver) {
 			_status_fill(&st, RS_SUPERVISE_ST_WARNING);
 			_status_append(&st);

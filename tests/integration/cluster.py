@@ -78,6 +78,9 @@ class Cluster:
     def __init__(self, nodes=3, plugin_args="", extra_conf="", plugin=True):
         self.nnodes = nodes
         self.dir = tempfile.mkdtemp(prefix="rs-cluster-")
+        # Job ids restart at 1 in every cluster: a name of its own keeps
+        # two clusters on one machine (a bench beside a test run) apart.
+        self.name = "rs" + os.path.basename(self.dir)[-8:].lower().replace("_", "x")
         os.chmod(self.dir, 0o755)
         self.conf = os.path.join(self.dir, "slurm.conf")
         self.plugstack = os.path.join(self.dir, "plugstack.conf")
@@ -107,7 +110,7 @@ class Cluster:
         ports = ("%d-%d" % (base + 2, base + 1 + self.nnodes)
                  if self.nnodes > 1 else str(base + 2))
         conf = f"""
-ClusterName=rstest
+ClusterName={self.name}
 SlurmctldHost={host}(127.0.0.1)
 SlurmctldPort={base}
 SlurmUser=root

@@ -98,7 +98,6 @@ def main():
         say("waiting for the time limit; the plugin requeues the job as a continuation")
         c.wait_for(lambda: c.job(j).get("Restarts") == "1", 120, "the requeue")
         show("scontrol show job %d | AdminComment" % j, c.job(j).get("AdminComment", ""))
-        c.run(["scontrol", "update", "job=%d" % j, "StartTime=now"])
         c.wait_state(j, "COMPLETED", 120)
         say("attempt 2 restored the checkpoint and completed:")
         show("job output", c.output(j))
