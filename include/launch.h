@@ -26,6 +26,8 @@ typedef struct rs_launch {
 	unsigned part, nparts;
 	int saver;                /* 1: this task saves (one per node) */
 	double end_time;          /* UNIX time the attempt ends, 0 = unknown */
+	uint32_t lead;            /* self-timed warning before the end, 0 off */
+	const char *end_time_file;/* re-read by the supervisor, or NULL */
 	pid_t adopt;              /* > 0: --pid (Slurm 22.05); 0: `--` form */
 } rs_launch_t;
 

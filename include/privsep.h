@@ -31,4 +31,9 @@ int rs_privsep_run(uid_t uid, gid_t gid, int timeout_ms, rs_privsep_fn fn,
 		   void *arg, char *out, size_t out_len, size_t *out_n,
 		   rs_err_t *err);
 
+/* Become uid/gid for good in the calling process (a child): supplementary
+ * groups of the user, real/effective/saved ids; fails if root could be
+ * regained.  RS_PRIVSEP_ROOT: take root back (after a seteuid).  0/-errno. */
+int rs_privsep_become(uid_t uid, gid_t gid);
+
 #endif

@@ -117,6 +117,22 @@ void rs_format_duration(uint32_t secs, char *buf, size_t len);
 /* "yes"/"no" (also true/false, 1/0, on/off). */
 int rs_parse_bool(const char *s, int *out, rs_err_t *err);
 
+/* A Slurm time limit ("90" minutes, "MM:SS", "HH:MM:SS", "D-HH",
+ * "D-HH:MM", "D-HH:MM:SS") -> seconds.  "INFINITE"/"UNLIMITED" give
+ * -ENOENT (no limit), anything else -EINVAL. */
+int rs_parse_slurm_time(const char *s, uint32_t *secs);
+
+/* With checkpoints and a known time limit (seconds): refuse a lead= the
+ * user set that, with grace, cannot fit it (-ERANGE naming both), and an
+ * every= longer than the limit.  0 if it fits or nothing is known. */
+int rs_spec_check_time_limit(const rs_spec_t *spec, uint32_t limit,
+			     rs_err_t *err);
+
+/* The self-timed warning's lead for a job with this time limit (seconds,
+ * 0 = unknown): the user's lead= as given; the default (120 s) shrinks to
+ * half the limit so that short jobs still checkpoint before their end. */
+uint32_t rs_spec_effective_lead(const rs_spec_t *spec, uint32_t limit);
+
 /* Levenshtein distance, for "did you mean". */
 unsigned rs_edit_distance(const char *a, const char *b);
 

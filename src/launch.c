@@ -65,8 +65,11 @@ int rs_launch_argv(const rs_launch_t *l, char **argv, int *argc, char *buf,
 	_opt(&a, "--nparts", "%u", l->nparts);
 	if (l->status)
 		_opt(&a, "--status", "%s", l->status);
-	if (l->spec->lead && l->end_time > 0) {
-		_opt(&a, "--lead", "%u", l->spec->lead);
+	if (l->lead && l->end_time_file) {
+		_opt(&a, "--lead", "%u", l->lead);
+		_opt(&a, "--end-time-file", "%s", l->end_time_file);
+	} else if (l->lead && l->end_time > 0) {
+		_opt(&a, "--lead", "%u", l->lead);
 		_opt(&a, "--end-time", "%.0f", l->end_time);
 	}
 	if (l->spec->every)

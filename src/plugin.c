@@ -80,8 +80,10 @@ static struct {
 	uint32_t job_nnodes;        /* nodes of the job (not of the step) */
 	int job_batch;              /* the job has a batch script */
 	char cluster[64];           /* ClusterName, for private file names */
+	uint32_t time_limit;        /* seconds, 0 = none/unknown */
 	char ready[PATH_MAX];       /* RESILIENCE_CKPT_READY */
 	char status[PATH_MAX];      /* supervisor's status file */
+	char endfile[PATH_MAX];     /* the attempt's end time, kept current */
 	char supervisor[PATH_MAX];  /* resilience-supervisor, or "" */
 	int metrics_ok;             /* site metrics configured and usable */
 	long restored_gen;          /* generation restored this attempt, -1 */
@@ -91,6 +93,96 @@ static struct {
 
 /* Bound on any file work done on behalf of slurmstepd. */
 #define RS_FILE_TIMEOUT_MS 20000
+
+/*
+ * The submission's own options, for checks the SPANK API cannot do at
+ * submit: sbatch/salloc/srun's command line (/proc/self/cmdline), then the
+ * batch script's #SBATCH lines (the command line wins, as in sbatch).
+ * Best effort, used for refusals that name what they saw and a warning.
+ * `name` is a long option ("--time"), `shrt` its short letter or 0.
+ * Returns 1 and the value (or "" for a flag) if found, else 0.
+ */
+static int _scan_tokens(char **tok, int n, const char *name, char shrt,
+			char *val, size_t len)
+{
+	size_t nl = strlen(name);
+	int i;
+
+	for (i = 0; i < n; i++) {
+		const char *t = tok[i], *v = NULL;
+
+		if (!strncmp(t, name, nl) && t[nl] == '=')
+			v = t + nl + 1;
+		else if (!strcmp(t, name))
+			v = i + 1 < n ? tok[i + 1] : "";
+		else if (shrt && t[0] == '-' && t[1] == shrt)
+			v = t[2] ? t + 2 : (i + 1 < n ? tok[i + 1] : "");
+		if (v) {
+			snprintf(val, len, "%s", v);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static int _submit_option(const char *name, char shrt, char *val, size_t len)
+{
+	char buf[65536], line[1024], *tok[512], *p, *script = NULL;
+	int n = 0, found = 0;
+	ssize_t got;
+	FILE *f;
+	int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	got = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (got <= 0)
+		return 0;
+	buf[got] = '\0';
+	for (p = buf; p < buf + got && n < 512; p += strlen(p) + 1) {
+		tok[n++] = p;
+		if (p[0] != '-' && p != buf)
+			script = p;
+	}
+	if (_scan_tokens(tok + 1, n - 1, name, shrt, val, len))
+		return 1;
+	if (!script || access(script, R_OK) || !(f = fopen(script, "re")))
+		return 0;
+	while (!found && fgets(line, sizeof(line), f)) {
+		char *save = NULL, *t;
+
+		if (line[0] != '#' && line[0] != '\n')
+			break;
+		if (strncmp(line, "#SBATCH", 7))
+			continue;
+		n = 0;
+		for (t = strtok_r(line + 7, " \t\n", &save); t && n < 64;
+		     t = strtok_r(NULL, " \t\n", &save))
+			tok[n++] = t;
+		found = _scan_tokens(tok, n, name, shrt, val, len);
+	}
+	fclose(f);
+	return found;
+}
+
+/* The time limit the submission asked for, in seconds; 0 if unknown. */
+static uint32_t _submit_time_limit(void)
+{
+	static const char *const envs[] = { "SBATCH_TIMELIMIT",
+		"SALLOC_TIMELIMIT", "SLURM_TIMELIMIT" };
+	char v[64];
+	uint32_t secs = 0;
+	size_t i;
+
+	if (_submit_option("--time", 't', v, sizeof(v)) &&
+	    !rs_parse_slurm_time(v, &secs))
+		return secs;
+	for (i = 0; i < sizeof(envs) / sizeof(envs[0]); i++)
+		if (getenv(envs[i]) && !rs_parse_slurm_time(getenv(envs[i]), &secs))
+			return secs;
+	return 0;
+}
 
 static int _opt_cb(int val, const char *optarg, int remote);
 
@@ -140,7 +232,8 @@ static int _opt_cb(int val, const char *optarg, int remote)
 			    "(tell your administrator): %s", g.pol_err.msg);
 		return -1;
 	}
-	if (rs_policy_check_spec(&g.pol, &g.spec, &err)) {
+	if (rs_policy_check_spec(&g.pol, &g.spec, &err) ||
+	    rs_spec_check_time_limit(&g.spec, _submit_time_limit(), &err)) {
 		slurm_error("resilience: invalid --resilience: %s", err.msg);
 		return -1;
 	}
@@ -258,55 +351,16 @@ static void _find_helper(const char *name, const char *dir, char *out,
 		out[0] = '\0';
 }
 
-/* sbatch's own command line (and the script's #SBATCH lines) asked for
- * --no-requeue.  Best effort: only used for a warning at submit. */
-static int _no_requeue_requested(void)
-{
-	char buf[65536], *p, *last = NULL;
-	ssize_t n;
-	int fd, found = 0;
-
-	if (getenv("SBATCH_NO_REQUEUE"))
-		return 1;
-	fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	for (p = buf; p < buf + n; p += strlen(p) + 1) {
-		if (!strcmp(p, "--no-requeue"))
-			found = 1;
-		if (p[0] != '-')
-			last = p;
-	}
-	if (!found && last && access(last, R_OK) == 0) {
-		FILE *f = fopen(last, "r");
-		char line[1024];
-
-		while (f && !found && fgets(line, sizeof(line), f)) {
-			if (line[0] != '#' && line[0] != '\n')
-				break;
-			if (!strncmp(line, "#SBATCH", 7) &&
-			    strstr(line, "--no-requeue"))
-				found = 1;
-		}
-		if (f)
-			fclose(f);
-	}
-	return found;
-}
-
 RS_EXPORT int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 {
 	rs_err_t err;
+	char v[64];
 
 	(void)ac;
 	(void)av;
 	if (spank_context() == S_CTX_ALLOCATOR && g.opt_given && !g.spec.off &&
-	    g.spec.retries && _no_requeue_requested())
+	    g.spec.retries && (getenv("SBATCH_NO_REQUEUE") ||
+				_submit_option("--no-requeue", 0, v, sizeof(v))))
 		slurm_info("resilience: warning: the job is submitted with "
 			   "--no-requeue, so retries=%u will not be used",
 			   g.spec.retries);
@@ -352,6 +406,9 @@ RS_EXPORT int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 			g.end_time = msg->job_array[0].end_time;
 			g.job_nnodes = msg->job_array[0].num_nodes;
 			g.job_batch = msg->job_array[0].batch_flag != 0;
+			if (msg->job_array[0].time_limit != INFINITE &&
+			    msg->job_array[0].time_limit != NO_VAL)
+				g.time_limit = msg->job_array[0].time_limit * 60;
 			snprintf(g.cluster, sizeof(g.cluster), "%s",
 				 msg->job_array[0].cluster ?
 				 msg->job_array[0].cluster : "");
@@ -508,6 +565,8 @@ static void _private_names(void)
 		 g.cluster, g.job_id);
 	snprintf(g.status, sizeof(g.status), "%s/%.60s.%u.%u.status", dir,
 		 g.cluster, g.job_id, g.step_id);
+	snprintf(g.endfile, sizeof(g.endfile), "%s/%.60s.%u.end", dir,
+		 g.cluster, g.job_id);
 }
 
 /* Create (or check) the private folder: the user's, 0700. */
@@ -551,6 +610,74 @@ static int _mkdir_p(const char *path)
 	return mkdir(tmp, 0700) < 0 && errno != EEXIST ? -1 : 0;
 }
 
+/* Write the attempt's end time for the supervisors (as the user: temp
+ * file + rename, so a reader sees the old or the new value). */
+static void _write_end_file(time_t end)
+{
+	char tmp[PATH_MAX + 16];
+	int fd;
+
+	snprintf(tmp, sizeof(tmp), "%s.%ld", g.endfile, (long)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+		  0600);
+	if (fd < 0)
+		return;
+	dprintf(fd, "%ld\n", (long)end);
+	close(fd);
+	if (rename(tmp, g.endfile) < 0)
+		unlink(tmp);
+}
+
+/*
+ * `scontrol update TimeLimit=...` moves a running attempt's end: a small
+ * detached process (as the user, double-forked so slurmstepd never waits
+ * for it) asks slurmctld every RS_END_POLL_SECONDS (30 s; the variable is
+ * read from slurmd's environment, for tests) and rewrites the end-time
+ * file, which the supervisors re-read.  It leaves when the attempt is
+ * over.  One RPC per poll per job step and node.
+ */
+static void _spawn_end_poller(void)
+{
+	const char *e = getenv("RS_END_POLL_SECONDS");
+	unsigned every = e && atoi(e) > 0 ? (unsigned)atoi(e) : 30;
+	uint32_t restarts = g.restart_count;
+	time_t last = g.end_time;
+	pid_t pid = fork();
+
+	if (pid != 0) {
+		if (pid > 0)
+			while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+				;
+		return;
+	}
+	setsid();
+	if (fork() != 0)
+		_exit(0);
+	if (rs_privsep_become(g.uid, g.gid))
+		_exit(0);
+	for (;;) {
+		job_info_msg_t *msg = NULL;
+		int over = 1;
+
+		sleep(every);
+		if (!slurm_load_job(&msg, g.job_id, SHOW_ALL) && msg &&
+		    msg->record_count) {
+			slurm_job_info_t *j = &msg->job_array[0];
+
+			over = (j->job_state & JOB_STATE_BASE) != JOB_RUNNING ||
+			       j->restart_cnt != restarts;
+			if (!over && j->end_time && j->end_time != last) {
+				last = j->end_time;
+				_write_end_file(last);
+			}
+		}
+		if (msg)
+			slurm_free_job_info_msg(msg);
+		if (over)
+			_exit(0);
+	}
+}
+
 /* In a privsep child, as the user, bounded: everything user_init does on
  * user paths before the tasks start.  A hung file system costs the job
  * RS_FILE_TIMEOUT_MS and a clear message, never a hung slurmstepd. */
@@ -572,6 +699,8 @@ static int _prepare_child(void *arg, int out_fd, rs_err_t *err)
 	if (_mkdir_p(g.scratch) < 0)
 		return rs_err_set(err, errno, "create scratch %s: %s", g.scratch,
 				  strerror(errno));
+	if (g.end_time)
+		_write_end_file(g.end_time);
 	return 0;
 }
 
@@ -708,6 +837,8 @@ RS_EXPORT int slurm_spank_user_init(spank_t sp, int ac, char **av)
 			_restore(sp);
 		_find_helper("resilience-supervisor", RS_LIBEXECDIR,
 			     g.supervisor, sizeof(g.supervisor));
+		if (g.end_time && rs_spec_effective_lead(&g.spec, g.time_limit))
+			_spawn_end_poller();
 		if (!g.supervisor[0]) {
 			g.failed = 1;
 			rs_err_set(&g.fail_err, ENOENT,
@@ -753,6 +884,8 @@ static int _launch_argv(spank_t sp, pid_t adopt, char **argv, int *argc,
 	else
 		l.saver = local == 0 && !(g.job_batch && g.job_nnodes <= 1);
 	l.end_time = (double)g.end_time;
+	l.lead = rs_spec_effective_lead(&g.spec, g.time_limit);
+	l.end_time_file = g.endfile[0] ? g.endfile : NULL;
 	l.adopt = adopt;
 	return rs_launch_argv(&l, argv, argc, buf, len);
 }

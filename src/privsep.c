@@ -23,7 +23,7 @@ static long _now_ms(void)
 
 /* Become uid/gid for good.  slurmstepd may have only changed the
  * effective ids (seteuid) before calling us: get root back first. */
-static int _become(uid_t uid, gid_t gid)
+int rs_privsep_become(uid_t uid, gid_t gid)
 {
 	struct passwd *pw;
 
@@ -74,7 +74,7 @@ int rs_privsep_run(uid_t uid, gid_t gid, int timeout_ms, rs_privsep_fn fn,
 		close(outp[0]);
 		close(errp[0]);
 		signal(SIGPIPE, SIG_IGN);
-		r = _become(uid, gid);
+		r = rs_privsep_become(uid, gid);
 		if (r)
 			rs_err_set(&e, -r, "cannot switch to uid %u: %s",
 				   (unsigned)uid, strerror(-r));

@@ -857,3 +857,90 @@ const char *rs_spec_help(void)
 "\n"
 "Check a SPEC without submitting: slurm-resilience check SPEC\n";
 }
+
+int rs_parse_slurm_time(const char *s, uint32_t *secs)
+{
+	unsigned long v[4] = { 0, 0, 0, 0 };
+	unsigned long days = 0;
+	int n = 0, has_days = 0;
+	const char *p = s;
+
+	if (!s || !*s)
+		return -EINVAL;
+	if (!strcasecmp(s, "INFINITE") || !strcasecmp(s, "UNLIMITED"))
+		return -ENOENT;
+	if (strchr(s, '-')) {
+		char *end;
+
+		errno = 0;
+		days = strtoul(s, &end, 10);
+		if (end == s || *end != '-' || errno || days > 365)
+			return -EINVAL;
+		has_days = 1;
+		p = end + 1;
+	}
+	while (*p) {
+		char *end;
+
+		if (!isdigit((unsigned char)*p) || n == 3)
+			return -EINVAL;
+		errno = 0;
+		v[n++] = strtoul(p, &end, 10);
+		if (errno || v[n - 1] > 1000000)
+			return -EINVAL;
+		p = end;
+		if (*p == ':')
+			p++;
+		else if (*p)
+			return -EINVAL;
+	}
+	if (!n)
+		return -EINVAL;
+	if (has_days) {        /* D-H, D-H:M, D-H:M:S */
+		*secs = (uint32_t)(days * 86400 + v[0] * 3600 + v[1] * 60 + v[2]);
+	} else if (n == 1) {   /* minutes */
+		*secs = (uint32_t)(v[0] * 60);
+	} else if (n == 2) {   /* M:S */
+		*secs = (uint32_t)(v[0] * 60 + v[1]);
+	} else {               /* H:M:S */
+		*secs = (uint32_t)(v[0] * 3600 + v[1] * 60 + v[2]);
+	}
+	return 0;
+}
+
+int rs_spec_check_time_limit(const rs_spec_t *spec, uint32_t limit,
+			     rs_err_t *err)
+{
+	char l[32], g[32], t[32];
+
+	if (!spec->ckpt[0] || !limit)
+		return 0;
+	rs_format_duration(limit, t, sizeof(t));
+	if ((spec->set & (1u << RS_KEY_LEAD)) && spec->lead &&
+	    (uint64_t)spec->lead + spec->grace >= limit) {
+		rs_format_duration(spec->lead, l, sizeof(l));
+		rs_format_duration(spec->grace, g, sizeof(g));
+		return rs_err_set(err, ERANGE,
+				  "lead=%s plus grace=%s do not fit the job's "
+				  "time limit of %s: the checkpoint would start "
+				  "before the job does (lower lead or grace, or "
+				  "raise --time)", l, g, t);
+	}
+	if (spec->every && spec->every >= limit) {
+		rs_format_duration(spec->every, l, sizeof(l));
+		return rs_err_set(err, ERANGE,
+				  "every=%s is not shorter than the job's time "
+				  "limit of %s: no periodic checkpoint would be "
+				  "taken", l, t);
+	}
+	return 0;
+}
+
+uint32_t rs_spec_effective_lead(const rs_spec_t *spec, uint32_t limit)
+{
+	if (spec->set & (1u << RS_KEY_LEAD))
+		return spec->lead;
+	if (limit && spec->lead > limit / 2)
+		return limit / 2;
+	return spec->lead;
+}

@@ -89,7 +89,9 @@ class Cluster:
         self.plugin = os.path.join(BUILD, "resilience.so")
         self.procs = []
         self.user = ensure_user()
-        self.env = dict(os.environ, SLURM_CONF=self.conf)
+        # RS_END_POLL_SECONDS: slurmstepd inherits slurmd's environment;
+        # the plugin polls time-limit changes every 2 s here, not 30 s.
+        self.env = dict(os.environ, SLURM_CONF=self.conf, RS_END_POLL_SECONDS="2")
         self.set_plugin_args(plugin_args, enabled=plugin)
 
     # ---------------------------------------------------------- config --

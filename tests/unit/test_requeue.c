@@ -342,9 +342,19 @@ START_TEST(test_launch_argv)
 	ck_assert_str_eq(argv[argc - 2], "--pid");
 	ck_assert_str_eq(argv[argc - 1], "77");
 	ck_assert_ptr_null(argv[argc]);
+	/* No lead given: no self-timed warning on the command line. */
+	for (int i = 0; i < argc; i++)
+		ck_assert_str_ne(argv[i], "--lead");
+	l.lead = 300;
+	l.end_time_file = "/p/x.end";
 	l.adopt = 0;
 	ck_assert_int_eq(rs_launch_argv(&l, argv, &argc, buf, sizeof(buf)), 0);
 	ck_assert_str_eq(argv[argc - 1], "--");
+	ck_assert_str_eq(argv[argc - 3], "--every");
+	ck_assert_str_eq(argv[argc - 4], "/p/x.end");
+	ck_assert_str_eq(argv[argc - 5], "--end-time-file");
+	ck_assert_str_eq(argv[argc - 6], "300");
+	ck_assert_str_eq(argv[argc - 7], "--lead");
 	ck_assert_int_eq(rs_launch_argv(&l, argv, &argc, buf, 40), -ENOSPC);
 }
 END_TEST

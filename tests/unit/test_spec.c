@@ -362,6 +362,57 @@ START_TEST(test_spec_edit_distance)
 }
 END_TEST
 
+/* ------------------------------------------------------- time limits --- */
+START_TEST(test_spec_slurm_time)
+{
+	uint32_t t = 7;
+
+	ck_assert_int_eq(rs_parse_slurm_time("90", &t), 0);
+	ck_assert_uint_eq(t, 5400);
+	ck_assert_int_eq(rs_parse_slurm_time("2:30", &t), 0);
+	ck_assert_uint_eq(t, 150);
+	ck_assert_int_eq(rs_parse_slurm_time("1:02:03", &t), 0);
+	ck_assert_uint_eq(t, 3723);
+	ck_assert_int_eq(rs_parse_slurm_time("1-2", &t), 0);
+	ck_assert_uint_eq(t, 93600);
+	ck_assert_int_eq(rs_parse_slurm_time("1-2:30", &t), 0);
+	ck_assert_uint_eq(t, 95400);
+	ck_assert_int_eq(rs_parse_slurm_time("1-2:30:15", &t), 0);
+	ck_assert_uint_eq(t, 95415);
+	ck_assert_int_eq(rs_parse_slurm_time("INFINITE", &t), -ENOENT);
+	ck_assert_int_eq(rs_parse_slurm_time("unlimited", &t), -ENOENT);
+	ck_assert_int_eq(rs_parse_slurm_time("", &t), -EINVAL);
+	ck_assert_int_eq(rs_parse_slurm_time("1:2:3:4", &t), -EINVAL);
+	ck_assert_int_eq(rs_parse_slurm_time("10m", &t), -EINVAL);
+	ck_assert_int_eq(rs_parse_slurm_time("-5", &t), -EINVAL);
+	ck_assert_int_eq(rs_parse_slurm_time("1-", &t), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_spec_time_limit_fit)
+{
+	ck_assert_int_eq(parse("ckpt=/c,lead=2m"), 0);
+	ck_assert_int_eq(rs_spec_check_time_limit(&s, 180, &e), -ERANGE);
+	ck_assert_str_eq(e.msg, "lead=2m plus grace=1m do not fit the job's time "
+			 "limit of 3m: the checkpoint would start before the job "
+			 "does (lower lead or grace, or raise --time)");
+	ck_assert_int_eq(rs_spec_check_time_limit(&s, 181, &e), 0);
+	ck_assert_int_eq(rs_spec_check_time_limit(&s, 0, &e), 0);
+	/* The default lead adapts instead of refusing. */
+	ck_assert_int_eq(parse("ckpt=/c"), 0);
+	ck_assert_int_eq(rs_spec_check_time_limit(&s, 60, &e), 0);
+	ck_assert_uint_eq(rs_spec_effective_lead(&s, 120), 60);
+	ck_assert_uint_eq(rs_spec_effective_lead(&s, 3600), 120);
+	ck_assert_uint_eq(rs_spec_effective_lead(&s, 0), 120);
+	ck_assert_int_eq(parse("ckpt=/c,lead=0"), 0);
+	ck_assert_uint_eq(rs_spec_effective_lead(&s, 120), 0);
+	ck_assert_int_eq(parse("ckpt=/c,every=1h,lead=0"), 0);
+	ck_assert_int_eq(rs_spec_check_time_limit(&s, 3600, &e), -ERANGE);
+	ck_assert_int_eq(parse("retries=2"), 0);
+	ck_assert_int_eq(rs_spec_check_time_limit(&s, 1, &e), 0);
+}
+END_TEST
+
 static Suite *spec_suite(void)
 {
 	Suite *su = suite_create("spec");
@@ -387,6 +438,10 @@ static Suite *spec_suite(void)
 	tcase_add_test(tc, test_spec_exit_ranges_max);
 	tcase_add_test(tc, test_spec_backoff);
 	tcase_add_test(tc, test_spec_edit_distance);
+	suite_add_tcase(su, tc);
+	tc = tcase_create("time_limits");
+	tcase_add_test(tc, test_spec_slurm_time);
+	tcase_add_test(tc, test_spec_time_limit_fit);
 	suite_add_tcase(su, tc);
 	tc = tcase_create("normalises");
 	tcase_add_test(tc, test_spec_format_round_trip);
