@@ -266,6 +266,7 @@ START_TEST(test_supervise_accepts_the_plugin_command_line)
 	l.nparts = 2;
 	l.saver = _i == 0;
 	l.end_time = 1764170000;
+	l.lead = rs_spec_effective_lead(&spec, 0);
 	l.adopt = _i == 0 ? 4242 : 0;
 	ck_assert_int_eq(rs_launch_argv(&l, argv, &argc, buf, sizeof(buf)), 0);
 	if (!l.adopt) {
