@@ -164,10 +164,18 @@ PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscrib
         self._spawn(["slurmctld", "-D", "-i", "-f", self.conf])
         self.wait_for(lambda: self.run(["scontrol", "ping"]).stdout.find("UP") >= 0,
                       timeout, "slurmctld to answer")
+        self.slurmd_procs = {}
         for n in self.nodes:
-            self._spawn(["slurmd", "-D", "-f", self.conf, "-N", n])
+            self.slurmd_procs[n] = self._spawn(["slurmd", "-D", "-f", self.conf, "-N", n])
         self.wait_for(self._all_idle, timeout, "nodes to become idle")
         return self
+
+    def restart_slurmd(self, node, timeout=90):
+        """Start a node's slurmd again (after a test killed it) and wait
+        until the node is back in service (ReturnToService=2)."""
+        self.slurmd_procs[node] = self._spawn(["slurmd", "-D", "-f", self.conf, "-N", node])
+        self.wait_for(lambda: self.node_states().get(node) in ("idle", "mix", "alloc"),
+                      timeout, "node %s back" % node)
 
     def _spawn(self, argv):
         log = open(os.path.join(self.dir, os.path.basename(argv[0]) + ".out"), "ab")

@@ -116,3 +116,42 @@ def test_lead_that_cannot_fit_refused_at_submit(cluster, plugstack, userdir):
             "--resilience=ckpt=%s/c,lead=50s" % userdir], check=False)
         assert r.returncode != 0 and "time limit of 1m" in r.stderr
     assert cluster.queue() == []
+
+
+def test_node_failure_restores_last_periodic_generation(cluster, plugstack, userdir):
+    """Must show 2 (second half): the job's node dies (its slurmd and the
+    job's processes are killed); Slurm requeues the job after SlurmdTimeout
+    (30 s here); the next attempt, on another node, restores the last
+    periodic generation, and the ledger records the lost attempt as
+    node_fail."""
+    import signal
+    import subprocess
+    ck = os.path.join(userdir, "ckpt")
+    with plugstack():
+        j = cluster.sbatch(MODEL, ["--open-mode=append",
+                                   "--resilience=ckpt=%s,scratch=%s/s-%%j-%%n,every=10s,"
+                                   "grace=3,keep=5,lead=0" % (ck, userdir)])
+        info = cluster.wait_state(j, "RUNNING")
+        node = info["NodeList"]
+        cluster.wait_for(lambda: len(_gens(ck)) >= 1, 40, "a periodic generation")
+        proc = cluster.slurmd_procs[node]
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+            subprocess.run(["pkill", "-KILL", "-f", r"slurmstepd: \[%d\." % j])
+            subprocess.run(["pkill", "-KILL", "-u", cluster.user.pw_name])
+            time.sleep(1)
+            last = _manifest(ck)["generations"][-1]["gen"]   # nothing saves now
+            cluster.wait_for(lambda: cluster.job(j).get("Restarts") == "1", 120,
+                             "Slurm to requeue the job after the node failure")
+            cluster.wait_for(lambda: "finished" in cluster.output(j), 120,
+                             "attempt 2 to finish")
+        finally:
+            cluster.restart_slurmd(node)
+        info = cluster.wait_state(j, "COMPLETED", 30)
+    assert info["NodeList"] != node
+    out = cluster.output(j)
+    assert "attempt=2 start=" in out
+    assert "restored=%s/gen-%06d" % (ck, last) in out, out
+    att = _manifest(ck)["attempts"]
+    assert [(a["attempt"], a["outcome"]) for a in att] == [(1, "node_fail"), (2, "completed")]
