@@ -72,6 +72,8 @@ typedef struct rs_event {
 	int64_t last_ckpt_generation;  /* -1 = none */
 	uint64_t last_ckpt_bytes;      /* valid if last_ckpt_generation >= 0 */
 	double last_ckpt_seconds;      /* valid if last_ckpt_generation >= 0 */
+	char *last_ckpt_reason;        /* why it was taken: "signal", "lead",
+	                                * "periodic"; NULL (null) if none */
 	int64_t restored_from_generation; /* -1 = fresh start */
 	int has_energy;            /* 0 = energy_joules is unknown (null) */
 	double energy_joules;      /* see rs_event_energy_read() */

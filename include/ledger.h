@@ -33,6 +33,7 @@ typedef struct rs_ledger_sum {
 	int64_t last_gen;         /* newest generation of the given attempt */
 	uint64_t last_bytes;      /* its size (bytes of data) */
 	double last_seconds;      /* how long it took to save */
+	char last_reason[16];     /* why: "signal", "lead", "periodic" */
 } rs_ledger_sum_t;
 
 /*

@@ -140,8 +140,19 @@ int rs_cli_status(int argc, char **argv)
 				"[--state-dir DIR] | status CKPT_DIR\n");
 		return 2;
 	}
-	if (target[0] == '/' || target[0] == '.')
-		return _print_ledger(target, 0);
+	if (target[0] == '/' || target[0] == '.') {
+		/* The history, then every generation kept: when, why (signal,
+		 * lead, periodic) and how long it took. */
+		char *list[] = { "ckpt", "list", (char *)target, NULL };
+		int rc = _print_ledger(target, 0);
+
+		if (rc == 0) {
+			printf("\ncheckpoints:\n");
+			fflush(stdout);
+			rc = rs_cli_ckpt(3, list);
+		}
+		return rc;
+	}
 	errno = 0;
 	job_id = strtoul(target, &end, 10);
 	if (errno || *end || !job_id) {

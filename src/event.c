@@ -39,6 +39,7 @@ void rs_event_free(rs_event_t *ev)
 	free(ev->job_name);
 	free(ev->nodes);
 	free(ev->ckpt_dir);
+	free(ev->last_ckpt_reason);
 	rs_event_init(ev);
 }
 
@@ -358,10 +359,15 @@ static int _event_object(const rs_event_t *ev, json_object **out, rs_err_t *err)
 		rc |= _jadd(o, "last_ckpt_generation", json_object_new_int64(ev->last_ckpt_generation));
 		rc |= _jadd(o, "last_ckpt_bytes", json_object_new_uint64(ev->last_ckpt_bytes));
 		rc |= _jadd(o, "last_ckpt_seconds", _jdouble(ev->last_ckpt_seconds));
+		if (ev->last_ckpt_reason)
+			rc |= _jadd_str(o, "last_ckpt_reason", ev->last_ckpt_reason);
+		else
+			rc |= _jadd_null(o, "last_ckpt_reason");
 	} else {
 		rc |= _jadd_null(o, "last_ckpt_generation");
 		rc |= _jadd_null(o, "last_ckpt_bytes");
 		rc |= _jadd_null(o, "last_ckpt_seconds");
+		rc |= _jadd_null(o, "last_ckpt_reason");
 	}
 	if (ev->restored_from_generation >= 0)
 		rc |= _jadd(o, "restored_from_generation",
@@ -747,6 +753,7 @@ static const struct field fields[] = {
 	FLD("last_ckpt_generation", F_I64, last_ckpt_generation, 1),
 	FLD("last_ckpt_bytes", F_U64, last_ckpt_bytes, 1),
 	FLD("last_ckpt_seconds", F_DBL, last_ckpt_seconds, 1),
+	FLD("last_ckpt_reason", F_STR, last_ckpt_reason, 1),
 	FLD("restored_from_generation", F_I64, restored_from_generation, 1),
 	FLD("energy_joules", F_DBL, energy_joules, 1),
 	FLD("ckpt_dir", F_STR, ckpt_dir, 0),

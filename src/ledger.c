@@ -172,6 +172,8 @@ void rs_ledger_summarize(json_object *root, const char *job_id,
 
 			sum->last_gen = _int(g, "gen", -1);
 			sum->last_bytes = (uint64_t)_int(g, "bytes", 0);
+			snprintf(sum->last_reason, sizeof(sum->last_reason),
+				 "%s", why ? why : "");
 			sum->last_seconds =
 				json_object_object_get_ex(g, "seconds", &secs)
 					? json_object_get_double(secs) : 0;

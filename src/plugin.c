@@ -1059,6 +1059,8 @@ static void _submit_metrics(rs_event_t *ev, rs_outcome_t o, int exit_code,
 	ev->last_ckpt_generation = g.sum.last_gen;
 	ev->last_ckpt_bytes = g.sum.last_bytes;
 	ev->last_ckpt_seconds = g.sum.last_seconds;
+	ev->last_ckpt_reason = g.sum.last_reason[0] ? strdup(g.sum.last_reason)
+						    : NULL;
 	ev->restored_from_generation = g.restored_gen;
 	ev->ckpt_dir = g.ckpt[0] ? strdup(g.ckpt) : NULL;
 	if (g.have_energy && !rs_event_energy_sample(NULL, &e1, NULL) &&

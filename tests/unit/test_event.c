@@ -43,6 +43,7 @@ static void sample(rs_event_t *ev)
 	ev->last_ckpt_generation = 7;
 	ev->last_ckpt_bytes = 1048576;
 	ev->last_ckpt_seconds = 0.25;
+	ev->last_ckpt_reason = strdup("lead");
 	ev->restored_from_generation = 4;
 	ev->has_energy = 1;
 	ev->energy_joules = 1234.5;
@@ -275,6 +276,7 @@ START_TEST(test_event_json_has_every_field_exactly)
 		"\"exit_code\":3,\"signal\":0,\"action\":\"requeued\",\"start_time\":1700000000,"
 		"\"end_time\":1700000125,\"duration_seconds\":125.5,\"checkpoints\":3,"
 		"\"last_ckpt_generation\":7,\"last_ckpt_bytes\":1048576,\"last_ckpt_seconds\":0.25,"
+		"\"last_ckpt_reason\":\"lead\","
 		"\"restored_from_generation\":4,\"energy_joules\":1234.5,"
 		"\"ckpt_dir\":\"/scratch/alice/ckpt/42\"}");
 	free(s);
@@ -300,6 +302,7 @@ START_TEST(test_event_json_nulls_for_unknowns)
 	ck_assert(jnull(o, "last_ckpt_generation"));
 	ck_assert(jnull(o, "last_ckpt_bytes"));
 	ck_assert(jnull(o, "last_ckpt_seconds"));
+	ck_assert(jnull(o, "last_ckpt_reason"));
 	ck_assert(jnull(o, "restored_from_generation"));
 	ck_assert(jnull(o, "energy_joules"));
 	/* NULL strings are sent as "" so receivers need no Nullable(String) */

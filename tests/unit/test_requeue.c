@@ -295,6 +295,7 @@ START_TEST(test_ledger_counts_warning_checkpoints)
 	ck_assert_uint_eq(sum.checkpoints, 1);
 	ck_assert_int_eq(sum.last_gen, 5);
 	ck_assert_uint_eq(sum.last_bytes, 7);
+	ck_assert_str_eq(sum.last_reason, "signal");
 	ck_assert(sum.last_seconds > 1.4 && sum.last_seconds < 1.6);
 	json_object_put(root);
 }
