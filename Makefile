@@ -62,7 +62,8 @@ FUZZ_LIB   := $(LIB_SRC)
 # Debian 12 packages the build, the tests, the demo and the benchmarks need.
 DEB_PACKAGES := gcc make pkg-config libc6-dev libslurm-dev libcurl4-openssl-dev \
   libjson-c-dev check valgrind clang libclang-rt-14-dev slurmd slurmctld \
-  slurm-client munge python3 python3-pytest procps rsync util-linux \
+  slurm-client munge python3 python3-pytest python3-yaml procps rsync \
+  util-linux passwd bc hyperfine \
   clickhouse-server clickhouse-client prometheus-pushgateway \
   prometheus-alertmanager
 
