@@ -24,4 +24,9 @@ int rs_path_is_under(const char *path, const char *root);
  * caller's privileges.  0 / -errno. */
 int rs_path_resolve(const char *path, char *out, size_t len, rs_err_t *err);
 
+/* mkdir -p: create path and its missing parents with mode 0700 (what
+ * exists is left as it is), with the caller's privileges.  0 / -errno
+ * with err naming the folder that could not be created. */
+int rs_path_mkdir_p(const char *path, rs_err_t *err);
+
 #endif

@@ -11,33 +11,7 @@
 #include <unistd.h>
 
 #include "manifest.h"
-
-/* Create every missing component of path with mode 0700 (mkdir -p).
- * Components that exist are left alone: only what we create is ours. */
-static int _mkdir_p(const char *path, rs_err_t *err)
-{
-	char buf[PATH_MAX];
-	size_t n = strlen(path);
-	char *p;
-
-	if (n == 0 || n >= sizeof(buf))
-		return rs_err_set(err, ENAMETOOLONG, "create %s: path too long",
-				  path);
-	memcpy(buf, path, n + 1);
-	for (p = buf + 1; ; p++) {
-		if (*p != '/' && *p != '\0')
-			continue;
-		char c = *p;
-		*p = '\0';
-		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-			return rs_err_set(err, errno, "create directory %s: %s",
-					  buf, strerror(errno));
-		*p = c;
-		if (c == '\0')
-			break;
-	}
-	return 0;
-}
+#include "path.h"
 
 int rs_manifest_open_dir(const char *ckpt_dir, int create, rs_err_t *err)
 {
@@ -49,7 +23,7 @@ int rs_manifest_open_dir(const char *ckpt_dir, int create, rs_err_t *err)
 		return rs_err_set(err, EINVAL, "checkpoint directory: empty path");
 	fd = open(ckpt_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT && create) {
-		rc = _mkdir_p(ckpt_dir, err);
+		rc = rs_path_mkdir_p(ckpt_dir, err);
 		if (rc < 0)
 			return rc;
 		created = 1;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "path.h"
 
@@ -97,4 +98,31 @@ int rs_path_resolve(const char *path, char *out, size_t len, rs_err_t *err)
 	}
 	snprintf(joined, sizeof(joined), "%s/%s", real, norm + cut);
 	return rs_path_normalize(joined, out, len, err);
+}
+
+int rs_path_mkdir_p(const char *path, rs_err_t *err)
+{
+	char buf[PATH_MAX];
+	size_t n = strlen(path);
+	char *p;
+
+	if (n == 0 || n >= sizeof(buf))
+		return rs_err_set(err, ENAMETOOLONG, "create %s: path too long",
+				  path);
+	memcpy(buf, path, n + 1);
+	for (p = buf + 1; ; p++) {
+		char c;
+
+		if (*p != '/' && *p != '\0')
+			continue;
+		c = *p;
+		*p = '\0';
+		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+			return rs_err_set(err, errno, "create directory %s: %s",
+					  buf, strerror(errno));
+		*p = c;
+		if (c == '\0')
+			break;
+	}
+	return 0;
 }

@@ -593,23 +593,6 @@ static int _private_dir(rs_err_t *err)
 	return 0;
 }
 
-/* mkdir -p with mode 0700 for what it creates (as the caller). */
-static int _mkdir_p(const char *path)
-{
-	char tmp[PATH_MAX], *p;
-
-	snprintf(tmp, sizeof(tmp), "%s", path);
-	for (p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	return mkdir(tmp, 0700) < 0 && errno != EEXIST ? -1 : 0;
-}
-
 /* Write the attempt's end time for the supervisors (as the user: temp
  * file + rename, so a reader sees the old or the new value). */
 static void _write_end_file(time_t end)
@@ -696,9 +679,14 @@ static int _prepare_child(void *arg, int out_fd, rs_err_t *err)
 		return rc;
 	/* The application finds its scratch folder (the user's, 0700) on
 	 * every node, restored or empty. */
-	if (_mkdir_p(g.scratch) < 0)
-		return rs_err_set(err, errno, "create scratch %s: %s", g.scratch,
-				  strerror(errno));
+	{
+		rs_err_t e;
+
+		rc = rs_path_mkdir_p(g.scratch, &e);
+		if (rc)
+			return rs_err_set(err, -rc, "create scratch %s: %s",
+					  g.scratch, e.msg);
+	}
 	if (g.end_time)
 		_write_end_file(g.end_time);
 	return 0;

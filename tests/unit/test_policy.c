@@ -239,6 +239,38 @@ START_TEST(test_path_resolve)
 }
 END_TEST
 
+START_TEST(test_path_mkdir_p)
+{
+	char dir[] = "/tmp/rs-mkdir-XXXXXX", deep[128], file[160];
+	struct stat st;
+	FILE *f;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(deep, sizeof(deep), "%s/a/b/c", dir);
+	ck_assert_int_eq(rs_path_mkdir_p(deep, &e), 0);
+	ck_assert_int_eq(stat(deep, &st), 0);
+	ck_assert(S_ISDIR(st.st_mode));
+	ck_assert_uint_eq(st.st_mode & 0777, 0700);
+	ck_assert_int_eq(rs_path_mkdir_p(deep, &e), 0);   /* exists: fine */
+	snprintf(file, sizeof(file), "%s/a/f", dir);
+	f = fopen(file, "w");
+	ck_assert_ptr_nonnull(f);
+	fclose(f);
+	snprintf(deep, sizeof(deep), "%s/a/f/x", dir);
+	ck_assert_int_eq(rs_path_mkdir_p(deep, &e), -ENOTDIR);
+	ck_assert_ptr_nonnull(strstr(e.msg, "create directory"));
+	ck_assert_int_eq(rs_path_mkdir_p("", &e), -ENAMETOOLONG);
+	unlink(file);
+	snprintf(deep, sizeof(deep), "%s/a/b/c", dir);
+	rmdir(deep);
+	snprintf(deep, sizeof(deep), "%s/a/b", dir);
+	rmdir(deep);
+	snprintf(deep, sizeof(deep), "%s/a", dir);
+	rmdir(deep);
+	rmdir(dir);
+}
+END_TEST
+
 /* ----------------------------------------------------------- pattern --- */
 START_TEST(test_pattern_expand)
 {
@@ -292,6 +324,7 @@ static Suite *policy_suite(void)
 	tcase_add_test(tc, test_path_normalize);
 	tcase_add_test(tc, test_path_is_under);
 	tcase_add_test(tc, test_path_resolve);
+	tcase_add_test(tc, test_path_mkdir_p);
 	suite_add_tcase(su, tc);
 	tc = tcase_create("patterns");
 	tcase_add_test(tc, test_pattern_expand);
