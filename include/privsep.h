@@ -36,4 +36,11 @@ int rs_privsep_run(uid_t uid, gid_t gid, int timeout_ms, rs_privsep_fn fn,
  * regained.  RS_PRIVSEP_ROOT: take root back (after a seteuid).  0/-errno. */
 int rs_privsep_become(uid_t uid, gid_t gid);
 
+/* In a detached background process (after fork + setsid): default signal
+ * dispositions (SIGPIPE, SIGHUP ignored), empty mask, stdio on /dev/null,
+ * every other inherited file closed (slurmstepd's sockets, the job's
+ * stdio pipes whose reader waits for EOF: holding one keeps a step from
+ * ending), cwd "/". */
+void rs_privsep_detach(void);
+
 #endif

@@ -16,6 +16,7 @@
 
 #include "metrics.h"
 #include "metrics_int.h"
+#include "privsep.h"
 #include "send.h"
 #include "spool.h"
 
@@ -450,47 +451,6 @@ out:
 	return rc;
 }
 
-/* Reset what a background process inherits from slurmstepd (or any
- * caller): signal dispositions and mask, open files, cwd. */
-static void _detach_process(void)
-{
-	struct sigaction sa;
-	sigset_t all;
-	int fd;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = SIG_DFL;
-	for (int s = 1; s < NSIG; s++)
-		sigaction(s, &sa, NULL); /* fails harmlessly for KILL/STOP/RT */
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL); /* a receiver closing on us is an error code */
-	sigaction(SIGHUP, &sa, NULL);
-	sigemptyset(&all);
-	sigprocmask(SIG_SETMASK, &all, NULL);
-	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (fd >= 0) {
-		dup2(fd, 0);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		if (fd > 2)
-			close(fd);
-	}
-	/* Keep nothing of the host's open: sockets to slurmd, the job's
-	 * files, pipes whose other end waits for EOF. */
-	if (close_range(3U, ~0U, 0) != 0) {
-		struct rlimit rl;
-		long max = 65536;
-		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-		    (long)rl.rlim_cur < max)
-			max = (long)rl.rlim_cur;
-		for (long i = 3; i < max; i++)
-			close((int)i);
-	}
-	if (chdir("/") != 0) {
-		/* nothing to do: the flusher uses absolute paths only */
-	}
-}
-
 int rs_metrics_spawn_flush(const rs_metrics_conf_t *conf, rs_err_t *err)
 {
 	pid_t pid, w;
@@ -524,7 +484,7 @@ int rs_metrics_spawn_flush(const rs_metrics_conf_t *conf, rs_err_t *err)
 			argv[3] = "--budget-ms";
 			argv[4] = b;
 			n = rs_metrics_conf_args(conf, argv + 5, 35, buf, sizeof(buf));
-			_detach_process();
+			rs_privsep_detach();
 			if (n < 0)
 				_exit(1);
 			/* The backstop survives exec: whatever blocks, SIGALRM's

@@ -636,6 +636,9 @@ static void _spawn_end_poller(void)
 	setsid();
 	if (fork() != 0)
 		_exit(0);
+	/* Nothing of slurmstepd's: holding the tasks' stdio pipes would keep
+	 * an srun step from ending until this poller does. */
+	rs_privsep_detach();
 	if (rs_privsep_become(g.uid, g.gid))
 		_exit(0);
 	for (;;) {

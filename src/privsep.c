@@ -6,6 +6,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -158,4 +159,45 @@ out:
 	if (errp[1] >= 0)
 		close(errp[1]);
 	return rc;
+}
+
+/* Reset what a background process inherits from slurmstepd (or any
+ * caller): signal dispositions and mask, open files, cwd. */
+void rs_privsep_detach(void)
+{
+	struct sigaction sa;
+	sigset_t all;
+	int fd;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	for (int s = 1; s < NSIG; s++)
+		sigaction(s, &sa, NULL); /* fails harmlessly for KILL/STOP/RT */
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL); /* a receiver closing on us is an error code */
+	sigaction(SIGHUP, &sa, NULL);
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	/* Keep nothing of the host's open: sockets to slurmd, the job's
+	 * files, pipes whose other end waits for EOF. */
+	if (close_range(3U, ~0U, 0) != 0) {
+		struct rlimit rl;
+		long max = 65536;
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+		    (long)rl.rlim_cur < max)
+			max = (long)rl.rlim_cur;
+		for (long i = 3; i < max; i++)
+			close((int)i);
+	}
+	if (chdir("/") != 0) {
+		/* nothing to do: the flusher uses absolute paths only */
+	}
 }

@@ -155,3 +155,31 @@ def test_node_failure_restores_last_periodic_generation(cluster, plugstack, user
     assert "restored=%s/gen-%06d" % (ck, last) in out, out
     att = _manifest(ck)["attempts"]
     assert [(a["attempt"], a["outcome"]) for a in att] == [(1, "node_fail"), (2, "completed")]
+
+
+def test_srun_steps_that_save_with_a_lead_end_with_their_tasks(cluster, plugstack, userdir):
+    """In a job on several nodes (and one without a batch script) the srun
+    steps save, with the default lead, so each gets an end-time poller.
+    The poller must not keep the step open: it once held the tasks' output
+    pipes, and every such srun hung until the job's time limit."""
+    ck = os.path.join(userdir, "ckpt")
+    spec = "--resilience=ckpt=%s,scratch=%s/s-%%j-%%n" % (ck, userdir)
+    script = """#!/bin/bash
+for i in 1 2 3; do
+  t0=$(date +%s%N); srun -N2 -n2 true; rc=$?
+  echo "step=$i rc=$rc ms=$(( ($(date +%s%N) - t0) / 1000000 ))"
+done
+"""
+    with plugstack():
+        j = cluster.sbatch(script, ["-N2", "--time=10", spec])
+        info = cluster.wait_done(j, 90)
+        r = cluster.as_user(["srun", "-N1", "-t", "5", spec, "echo", "alone"],
+                            timeout=60)
+    assert info["JobState"] == "COMPLETED", info
+    out = cluster.output(j)
+    steps = [l.split() for l in out.splitlines() if l.startswith("step=")]
+    assert len(steps) == 3, out
+    for step, rc, ms in steps:
+        assert rc == "rc=0", out
+        assert int(ms.split("=")[1]) < 15000, out
+    assert r.returncode == 0 and "alone" in r.stdout, (r.stdout, r.stderr)
