@@ -20,8 +20,8 @@
 typedef int (*rs_privsep_fn)(void *arg, int out_fd, rs_err_t *err);
 
 /*
- * Fork; in the child become uid/gid (supplementary groups of the user's
- * name, or just gid), call fn, exit.  The parent waits at most timeout_ms,
+ * Fork; in the child become uid/gid (supplementary groups as set with
+ * rs_privsep_set_groups, else of the user's name, or just gid), call fn, exit.  The parent waits at most timeout_ms,
  * then SIGKILLs the child (-ETIMEDOUT).  Up to out_len bytes the child
  * wrote are copied to out (NUL-terminated), *out_n gets their number.
  * uid == RS_PRIVSEP_ROOT: run as root (slurmstepd may have switched its
@@ -31,8 +31,14 @@ int rs_privsep_run(uid_t uid, gid_t gid, int timeout_ms, rs_privsep_fn fn,
 		   void *arg, char *out, size_t out_len, size_t *out_n,
 		   rs_err_t *err);
 
+/* The supplementary groups children take (copied; n == -1 forgets them):
+ * slurmstepd knows the job's own (S_JOB_SUPPLEMENTARY_GIDS), which are the
+ * ones its tasks get, and setgroups() needs no NSS lookup.  Without this,
+ * the groups come from initgroups() of the user's name.  0/-ENOMEM. */
+int rs_privsep_set_groups(const gid_t *gids, int n);
+
 /* Become uid/gid for good in the calling process (a child): supplementary
- * groups of the user, real/effective/saved ids; fails if root could be
+ * groups (above, else of the user), real/effective/saved ids; fails if root could be
  * regained.  RS_PRIVSEP_ROOT: take root back (after a seteuid).  0/-errno. */
 int rs_privsep_become(uid_t uid, gid_t gid);
 

@@ -368,6 +368,20 @@ static int _write_hello(void *arg, int fd, rs_err_t *err)
 	return dprintf(fd, "uid=%u", (unsigned)getuid()) > 0 ? 0 : -EIO;
 }
 
+/* "uid gid ngroups g1 g2 ..." of the child. */
+static int _write_ids(void *arg, int fd, rs_err_t *err)
+{
+	gid_t gs[64];
+	int i, n = getgroups(64, gs);
+
+	(void)arg;
+	(void)err;
+	dprintf(fd, "%u %u %d", (unsigned)getuid(), (unsigned)getgid(), n);
+	for (i = 0; i < n; i++)
+		dprintf(fd, " %u", (unsigned)gs[i]);
+	return 0;
+}
+
 static int _fail(void *arg, int fd, rs_err_t *err)
 {
 	(void)arg;
@@ -407,6 +421,34 @@ START_TEST(test_privsep_runs_bounded)
 }
 END_TEST
 
+/* The job's own supplementary groups, as given (no NSS), then back to
+ * initgroups when forgotten. */
+START_TEST(test_privsep_job_groups)
+{
+	const gid_t gs[] = { 4242, 4343 };
+	char out[256];
+	size_t n = 0;
+	rs_err_t e;
+
+	if (geteuid() != 0)
+		return; /* switching ids needs root */
+	ck_assert_int_eq(rs_privsep_set_groups(gs, 2), 0);
+	ck_assert_int_eq(rs_privsep_run(65534, 65534, 5000, _write_ids, NULL,
+					 out, sizeof(out), &n, &e), 0);
+	ck_assert_str_eq(out, "65534 65534 2 4242 4343");
+	ck_assert_int_eq(rs_privsep_set_groups(NULL, 0), 0);
+	ck_assert_int_eq(rs_privsep_run(65534, 65534, 5000, _write_ids, NULL,
+					 out, sizeof(out), &n, &e), 0);
+	ck_assert_str_eq(out, "65534 65534 0");
+	ck_assert_int_eq(rs_privsep_set_groups(NULL, -1), 0);
+	ck_assert_int_eq(rs_privsep_run(65534, 65534, 5000, _write_ids, NULL,
+					 out, sizeof(out), &n, &e), 0);
+	/* initgroups("nobody", 65534): at least the primary group. */
+	ck_assert_msg(strstr(out, "65534 65534 ") == out && strcmp(out, "65534 65534 0"),
+		      "initgroups gave: %s", out);
+}
+END_TEST
+
 static Suite *requeue_suite(void)
 {
 	Suite *su = suite_create("requeue");
@@ -435,6 +477,7 @@ static Suite *requeue_suite(void)
 	tc = tcase_create("launch_and_privsep");
 	tcase_add_test(tc, test_launch_argv);
 	tcase_add_test(tc, test_privsep_runs_bounded);
+	tcase_add_test(tc, test_privsep_job_groups);
 	tcase_set_timeout(tc, 20);
 	suite_add_tcase(su, tc);
 	return su;
