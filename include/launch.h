@@ -20,6 +20,7 @@ typedef struct rs_launch {
 	const char *scratch;      /* expanded */
 	const char *ready;        /* RESILIENCE_CKPT_READY */
 	const char *status;       /* status file, or NULL */
+	int status_fd;            /* > 2: the plugin's status pipe (--status-fd) */
 	const char *job;          /* job id as recorded in the manifest */
 	const char *node;         /* node name */
 	unsigned attempt;

@@ -55,6 +55,8 @@ typedef struct rs_supervise_opts {
 	unsigned nparts;           /* --nparts N          default 1 */
 	rs_supervise_role_t role;  /* --role saver|forward, default saver */
 	const char *status;        /* --status FILE       default none */
+	int status_fd;             /* --status-fd N: lines also to this
+				    * inherited pipe (the plugin's), -1 none */
 	double lead;               /* --lead SECONDS      default 0 (off) */
 	double end_time;           /* --end-time UNIX     default 0 (unknown) */
 	const char *end_time_file; /* --end-time-file FILE, re-read every tick */

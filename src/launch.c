@@ -65,6 +65,8 @@ int rs_launch_argv(const rs_launch_t *l, char **argv, int *argc, char *buf,
 	_opt(&a, "--nparts", "%u", l->nparts);
 	if (l->status)
 		_opt(&a, "--status", "%s", l->status);
+	if (l->status_fd > 2)
+		_opt(&a, "--status-fd", "%d", l->status_fd);
 	if (l->lead && l->end_time_file) {
 		_opt(&a, "--lead", "%u", l->lead);
 		_opt(&a, "--end-time-file", "%s", l->end_time_file);

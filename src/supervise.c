@@ -155,7 +155,7 @@ int rs_supervise_parse_end_time(const char *text, double *end, rs_err_t *err)
 
 /* ----------------------------------------------------------- options --- */
 
-enum opt_kind { K_STR, K_UINT, K_UINT1, K_SECONDS, K_SIGNAL, K_ROLE, K_PID };
+enum opt_kind { K_STR, K_UINT, K_UINT1, K_SECONDS, K_SIGNAL, K_ROLE, K_PID, K_FD };
 
 struct opt_def {
 	const char *name;
@@ -178,6 +178,7 @@ static const struct opt_def opt_defs[] = {
 	{ "nparts",        K_UINT1,   OFF(nparts) },
 	{ "role",          K_ROLE,    OFF(role) },
 	{ "status",        K_STR,     OFF(status) },
+	{ "status-fd",     K_FD,      OFF(status_fd) },
 	{ "lead",          K_SECONDS, OFF(lead) },
 	{ "end-time",      K_SECONDS, OFF(end_time) },
 	{ "end-time-file", K_STR,     OFF(end_time_file) },
@@ -196,6 +197,7 @@ void rs_supervise_opts_init(rs_supervise_opts_t *o)
 	o->nparts = 1;
 	o->role = RS_SUPERVISE_SAVER;
 	o->save_timeout = 3600;
+	o->status_fd = -1;
 }
 
 static int _set_opt(rs_supervise_opts_t *o, const struct opt_def *d,
@@ -250,6 +252,13 @@ static int _set_opt(rs_supervise_opts_t *o, const struct opt_def *d,
 		if (rc || n < 2)
 			return rs_err_set(err, EINVAL, "--pid '%s': expected a process id", val);
 		*(pid_t *)field = (pid_t)n;
+		return 0;
+	case K_FD:
+		rc = _parse_uint(val, INT_MAX, &n);
+		if (rc || n < 3)
+			return rs_err_set(err, EINVAL, "--%s '%s': expected a file "
+					  "descriptor above 2", d->name, val);
+		*(int *)field = (int)n;
 		return 0;
 	}
 	return rs_err_set(err, EINVAL, "--%s: internal error", d->name);
@@ -418,6 +427,10 @@ int rs_supervise_argv(const rs_supervise_opts_t *o, const char *path,
 	_arg(&ab, "--nparts");
 	_arg(&ab, "%u", o->nparts);
 	_arg_str(&ab, "--status", o->status);
+	if (o->status_fd >= 0) {
+		_arg(&ab, "--status-fd");
+		_arg(&ab, "%d", o->status_fd);
+	}
 	if (o->lead > 0)
 		_arg_seconds(&ab, "--lead", o->lead);
 	if (o->end_time > 0)

@@ -131,10 +131,22 @@ static void _status_append(const rs_supervise_status_t *st)
 	char line[RS_SUPERVISE_STATUS_MAX];
 	int n, fd;
 
-	if (!S.o.status)
+	if (!S.o.status && S.o.status_fd < 0)
 		return;
 	n = rs_supervise_status_format(st, line, sizeof(line));
 	if (n < 0)
+		return;
+	/* The plugin's pipe (non-blocking, drained by slurmstepd when the
+	 * task ends): one write of at most PIPE_BUF bytes stays whole; when
+	 * the pipe is full the line is lost for the slurmd log only (the job's
+	 * stderr has it), never waited for. */
+	if (S.o.status_fd >= 0) {
+		ssize_t w = write(S.o.status_fd, line, (size_t)n);
+
+		if (w != n && !S.status_warned++)
+			_say("status pipe: %s", w < 0 ? strerror(errno) : "short write");
+	}
+	if (!S.o.status)
 		return;
 	fd = open(S.o.status, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
@@ -578,6 +590,12 @@ int main(int argc, char **argv)
 		S.o.role = RS_SUPERVISE_FORWARD;
 		S.o.pid = (pid && app) ? 0 : pid;
 		S.o.argv = app;
+	}
+
+	/* The status pipe is ours, not the application's. */
+	if (S.o.status_fd >= 0 && fcntl(S.o.status_fd, F_SETFD, FD_CLOEXEC) < 0) {
+		_say("supervisor: --status-fd %d: %s", S.o.status_fd, strerror(errno));
+		S.o.status_fd = -1;
 	}
 
 	S.sfd = signalfd(-1, &all, SFD_CLOEXEC | SFD_NONBLOCK);

@@ -21,7 +21,8 @@ START_TEST(test_supervise_parse_every_option)
 	char *argv[] = { "sup", "--ckpt", "/c", "--scratch=/s", "--signal", "USR2",
 		"--grace", "2.5", "--keep", "4", "--ready", "/r", "--job", "42_3",
 		"--attempt", "2", "--node", "n1", "--part", "1", "--nparts", "3",
-		"--role", "saver", "--status", "/st", "--lead", "120", "--end-time",
+		"--role", "saver", "--status", "/st", "--status-fd", "9", "--lead",
+		"120", "--end-time",
 		"1764170000", "--end-time-file", "/e", "--every", "30",
 		"--save-timeout", "0", "--", "prog", "-x", "--", NULL };
 	rs_supervise_opts_t o;
@@ -41,6 +42,7 @@ START_TEST(test_supervise_parse_every_option)
 	ck_assert_uint_eq(o.nparts, 3);
 	ck_assert_int_eq(o.role, RS_SUPERVISE_SAVER);
 	ck_assert_str_eq(o.status, "/st");
+	ck_assert_int_eq(o.status_fd, 9);
 	ck_assert_double_eq(o.lead, 120);
 	ck_assert_double_eq(o.end_time, 1764170000);
 	ck_assert_str_eq(o.end_time_file, "/e");
@@ -48,7 +50,7 @@ START_TEST(test_supervise_parse_every_option)
 	ck_assert_double_eq(o.save_timeout, 0);
 	ck_assert_int_eq(o.pid, 0);
 	/* Everything after the first "--" belongs to the program. */
-	ck_assert_ptr_eq(o.argv, &argv[37]);
+	ck_assert_ptr_eq(o.argv, &argv[39]);
 	ck_assert_str_eq(o.argv[0], "prog");
 	ck_assert_str_eq(o.argv[2], "--");
 	ck_assert_ptr_null(o.argv[3]);
@@ -75,6 +77,7 @@ START_TEST(test_supervise_parse_defaults_and_pid)
 	ck_assert_double_eq(o.save_timeout, 3600);
 	ck_assert_ptr_null(o.ckpt_dir);
 	ck_assert_ptr_null(o.status);
+	ck_assert_int_eq(o.status_fd, -1);
 }
 END_TEST
 
@@ -102,6 +105,8 @@ static const struct bad_case bad_cases[] = {
 	{ { "--role", "forward", "--signal", "FOO", "--pid", "7" }, "unknown signal" },
 	{ { "--role", "forward", "--pid", "1" }, "--pid '1'" },
 	{ { "--role", "forward", "--pid", "x" }, "--pid 'x'" },
+	{ { "--role", "forward", "--status-fd", "2", "--pid", "7" }, "--status-fd '2'" },
+	{ { "--role", "forward", "--status-fd", "-1", "--pid", "7" }, "--status-fd '-1'" },
 	{ { "--role", "forward", "--ready", "", "--pid", "7" }, "--ready: empty" },
 	{ { "--role", "forward", "--grace", "1", "--grace", "2", "--pid", "7" }, "given twice" },
 	{ { "--role", "forward", "prog" }, "unexpected argument 'prog'" },
@@ -167,6 +172,7 @@ START_TEST(test_supervise_argv_round_trip)
 	in.part = 2;
 	in.nparts = 3;
 	in.status = "/run/st";
+	in.status_fd = 7;
 	in.lead = 120;
 	in.end_time = 1764170000.5;
 	in.end_time_file = "/run/end";
@@ -195,6 +201,7 @@ START_TEST(test_supervise_argv_round_trip)
 	ck_assert_uint_eq(out.nparts, 3);
 	ck_assert_int_eq(out.role, RS_SUPERVISE_SAVER);
 	ck_assert_str_eq(out.status, in.status);
+	ck_assert_int_eq(out.status_fd, 7);
 	ck_assert_double_eq(out.lead, 120);
 	ck_assert_double_eq(out.end_time, 1764170000.5);
 	ck_assert_str_eq(out.end_time_file, in.end_time_file);
@@ -259,6 +266,7 @@ START_TEST(test_supervise_accepts_the_plugin_command_line)
 	l.scratch = "/s";
 	l.ready = "/tmp/.resilience-1000/42.0.ready";
 	l.status = "/tmp/.resilience-1000/42.0.status";
+	l.status_fd = _i == 0 ? 5 : 0;   /* 0: none (memset) */
 	l.job = "42";
 	l.node = "n2";
 	l.attempt = 3;
@@ -285,6 +293,7 @@ START_TEST(test_supervise_accepts_the_plugin_command_line)
 	ck_assert_uint_eq(o.keep, 4);
 	ck_assert_str_eq(o.ready, l.ready);
 	ck_assert_str_eq(o.status, l.status);
+	ck_assert_int_eq(o.status_fd, _i == 0 ? 5 : -1);
 	ck_assert_str_eq(o.job_id, "42");
 	ck_assert_str_eq(o.node, "n2");
 	ck_assert_uint_eq(o.attempt, 3);
