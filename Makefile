@@ -19,6 +19,8 @@
 PREFIX          ?= /usr/local
 BINDIR          ?= $(PREFIX)/bin
 LIBEXECDIR      ?= $(PREFIX)/libexec/slurm-resilience
+# Node-local, root-only, emptied at boot: per-attempt job facts (facts.h).
+RUNDIR          ?= /run/slurm-resilience
 SYSCONFDIR      ?= /etc/slurm
 DOCDIR          ?= $(PREFIX)/share/doc/slurm-resilience
 SLURM_PREFIX    ?= /usr
@@ -44,7 +46,7 @@ WARN    := -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes \
 CFLAGS  ?= -O2 -g
 ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(WARN) \
            -Iinclude -isystem $(SLURM_INCDIR) $(PKG_CFLAGS) \
-           -DRS_VERSION='"$(VERSION)"' -DRS_LIBEXECDIR='"$(LIBEXECDIR)"' -DRS_BINDIR='"$(BINDIR)"' \
+           -DRS_VERSION='"$(VERSION)"' -DRS_LIBEXECDIR='"$(LIBEXECDIR)"' -DRS_BINDIR='"$(BINDIR)"' -DRS_RUNDIR='"$(RUNDIR)"' \
            -DHAVE_SPANK_PREPEND_TASK_ARGV=$(HAVE_PREPEND) $(CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS ?=
 
@@ -79,7 +81,7 @@ $(B)/obj/%.o: src/%.c $(wildcard include/*.h) Makefile
 # plugin.o embeds LIBEXECDIR (where it finds the supervisor): rebuild it
 # when `make install PREFIX=...` differs from the PREFIX of the build.
 $(B)/paths.stamp: FORCE
-	@mkdir -p $(B); echo '$(LIBEXECDIR) $(BINDIR)' | cmp -s - $@ || echo '$(LIBEXECDIR) $(BINDIR)' > $@
+	@mkdir -p $(B); echo '$(LIBEXECDIR) $(BINDIR) $(RUNDIR)' | cmp -s - $@ || echo '$(LIBEXECDIR) $(BINDIR) $(RUNDIR)' > $@
 $(B)/obj/plugin.o $(B)/obj/metrics.o: $(B)/paths.stamp
 FORCE:
 
@@ -182,7 +184,7 @@ FUZZ_SMOKE_SECONDS ?= 5
 FUZZ_FLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -Iinclude -isystem $(SLURM_INCDIR) \
   $(PKG_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined \
   -fno-sanitize-recover=all -DRS_VERSION='"$(VERSION)"' \
-  -DRS_LIBEXECDIR='"$(LIBEXECDIR)"' -DRS_BINDIR='"$(BINDIR)"' -DHAVE_SPANK_PREPEND_TASK_ARGV=$(HAVE_PREPEND)
+  -DRS_LIBEXECDIR='"$(LIBEXECDIR)"' -DRS_BINDIR='"$(BINDIR)"' -DRS_RUNDIR='"$(RUNDIR)"' -DHAVE_SPANK_PREPEND_TASK_ARGV=$(HAVE_PREPEND)
 FUZZ_OBJ := $(FUZZ_LIB:src/%.c=$(B)/fuzz/obj/%.o)
 
 $(B)/fuzz/obj/%.o: src/%.c $(wildcard include/*.h)

@@ -34,6 +34,7 @@
 #include "ckpt.h"
 #include "err.h"
 #include "event.h"
+#include "facts.h"
 #include "launch.h"
 #include "ledger.h"
 #include "manifest.h"
@@ -81,8 +82,10 @@ static struct {
 	int job_batch;              /* the job has a batch script */
 	char cluster[64];           /* ClusterName, for private file names */
 	uint32_t time_limit;        /* seconds, 0 = none/unknown */
+	int facts_fresh;            /* this step asked slurmctld (not the
+				     * node's facts file) */
 	char ready[PATH_MAX];       /* RESILIENCE_CKPT_READY */
-	char status[PATH_MAX];      /* supervisor's status file */
+	int st_pipe[2];             /* the saver supervisor's status lines */
 	char endfile[PATH_MAX];     /* the attempt's end time, kept current */
 	char supervisor[PATH_MAX];  /* resilience-supervisor, or "" */
 	int metrics_ok;             /* site metrics configured and usable */
@@ -251,6 +254,7 @@ RS_EXPORT int slurm_spank_init(spank_t sp, int ac, char **av)
 	spank_context_t ctx = spank_context();
 
 	memset(&g, 0, sizeof(g));
+	g.st_pipe[0] = g.st_pipe[1] = -1;
 	g.pol_ok = rs_policy_parse(ac, av, &g.pol, &g.pol_err) == 0;
 	if (!g.pol_ok)
 		slurm_error("resilience: plugstack.conf: bad argument for "
@@ -293,7 +297,9 @@ static int _expand_paths(spank_t sp, rs_err_t *err)
 	if (spank_getenv(sp, "SLURM_JOB_NAME", name, sizeof(name)) !=
 	    ESPANK_SUCCESS)
 		name[0] = '\0';
-	pw = getpwuid(uid);
+	/* The user's name only if a pattern needs it: NSS is not free. */
+	pw = strstr(g.spec.ckpt, "%u") || strstr(g.spec.scratch, "%u") ?
+	     getpwuid(uid) : NULL;
 	ctx.job_id = job;
 	ctx.array_job_id = arr_job;
 	ctx.array_task_id = arr_task;
@@ -351,6 +357,102 @@ static void _find_helper(const char *name, const char *dir, char *out,
 		out[0] = '\0';
 }
 
+/* The configuration the hosting Slurm program read (srun, slurmstepd, ...:
+ * libslurm's global).  Not in the public API, but slurm.h declares its
+ * type, and a SPANK plugin is built for one Slurm version anyway.  Weak:
+ * if a Slurm ever stops exporting it, the plugin falls back to the job's
+ * environment. */
+extern slurm_conf_t slurm_conf __attribute__((weak, visibility("default")));
+
+/* The cluster this node belongs to, as slurmstepd knows it; else what the
+ * step's environment says (srun sets it in new allocations, sbatch and
+ * salloc in the job's environment).  0 if found. */
+static int _node_cluster(spank_t sp, char *buf, size_t len)
+{
+	if (&slurm_conf && slurm_conf.cluster_name && slurm_conf.cluster_name[0]) {
+		snprintf(buf, len, "%s", slurm_conf.cluster_name);
+		return 0;
+	}
+	return spank_getenv(sp, "SLURM_CLUSTER_NAME", buf, (int)len) ==
+	       ESPANK_SUCCESS ? 0 : -1;
+}
+
+/* Ask slurmctld about the job (one RPC, bounded by MessageTimeout). */
+static int _facts_from_slurmctld(void)
+{
+	job_info_msg_t *msg = NULL;
+	slurm_job_info_t *j;
+
+	if (slurm_load_job(&msg, g.job_id, SHOW_ALL) || !msg ||
+	    !msg->record_count) {
+		if (msg)
+			slurm_free_job_info_msg(msg);
+		return -1;
+	}
+	j = &msg->job_array[0];
+	g.restart_count = j->restart_cnt;
+	g.end_time = j->end_time;
+	g.job_nnodes = j->num_nodes;
+	g.job_batch = j->batch_flag != 0;
+	if (j->time_limit != INFINITE && j->time_limit != NO_VAL)
+		g.time_limit = j->time_limit * 60;
+	snprintf(g.cluster, sizeof(g.cluster), "%s", j->cluster ? j->cluster : "");
+	slurm_free_job_info_msg(msg);
+	return 0;
+}
+
+/* Keep what slurmctld said for the later steps of this attempt on this
+ * node.  Best effort: without the file, each step asks slurmctld. */
+static void _facts_store(void)
+{
+	rs_facts_t f;
+	rs_err_t err;
+
+	memset(&f, 0, sizeof(f));
+	f.uid = g.uid;
+	f.restart_count = g.restart_count;
+	f.nnodes = g.job_nnodes;
+	f.batch = g.job_batch;
+	f.end_time = g.end_time;
+	f.time_limit = g.time_limit;
+	snprintf(f.cluster, sizeof(f.cluster), "%s", g.cluster);
+	if (rs_facts_store(RS_RUNDIR, g.job_id, &f, time(NULL), &err))
+		slurm_debug("resilience: job %u: %s", g.job_id, err.msg);
+}
+
+/*
+ * An srun step: the facts the first step of this attempt on this node
+ * kept.  The attempt comes from the step's environment (the batch
+ * script's SLURM_RESTART_COUNT, which srun passes on; absent = 0), the
+ * cluster from slurmstepd's configuration: if either is off, the file is
+ * simply not found or does not match, and the step asks slurmctld.
+ * Returns 0 if the facts were found.
+ */
+static int _facts_from_node(spank_t sp)
+{
+	char v[32], cluster[sizeof(g.cluster)], path[PATH_MAX];
+	uint32_t restart = 0;
+	rs_facts_t f;
+
+	if (_node_cluster(sp, cluster, sizeof(cluster)))
+		return -1;
+	if (spank_getenv(sp, "SLURM_RESTART_COUNT", v, sizeof(v)) ==
+	    ESPANK_SUCCESS)
+		restart = (uint32_t)strtoul(v, NULL, 10);
+	if (rs_facts_path(RS_RUNDIR, cluster, g.job_id, restart, path,
+			  sizeof(path)) ||
+	    rs_facts_load(path, 0, g.uid, restart, time(NULL), &f, NULL) ||
+	    strcmp(f.cluster, cluster))
+		return -1;
+	g.restart_count = f.restart_count;
+	g.end_time = f.end_time;
+	g.job_nnodes = f.nnodes;
+	g.job_batch = f.batch;
+	g.time_limit = f.time_limit;
+	snprintf(g.cluster, sizeof(g.cluster), "%s", f.cluster);
+	return 0;
+}
+
 RS_EXPORT int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 {
 	rs_err_t err;
@@ -393,25 +495,28 @@ RS_EXPORT int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 		g.active = 0;
 		return 0;
 	}
+	spank_get_item(sp, S_JOB_UID, &g.uid);
+	spank_get_item(sp, S_JOB_GID, &g.gid);
+	{
+		/* Children as the user get the job's own groups, as its
+		 * tasks do (setgroups: no NSS lookup in slurmstepd). */
+		gid_t *gids = NULL;
+		int ngids = 0;
+
+		if (spank_get_item(sp, S_JOB_SUPPLEMENTARY_GIDS, &gids,
+				   &ngids) == ESPANK_SUCCESS && gids && ngids > 0)
+			rs_privsep_set_groups(gids, ngids);
+	}
 	/* Slurm 22.05 never fills S_SLURM_RESTART_COUNT for the batch step
 	 * (only the task environment gets SLURM_RESTART_COUNT, at exec), and
-	 * the supervisor needs the attempt's end time: ask slurmctld, once
-	 * per step of a resilient job. */
-	{
-		job_info_msg_t *msg = NULL;
-
-		if (!slurm_load_job(&msg, g.job_id, SHOW_ALL) && msg &&
-		    msg->record_count) {
-			g.restart_count = msg->job_array[0].restart_cnt;
-			g.end_time = msg->job_array[0].end_time;
-			g.job_nnodes = msg->job_array[0].num_nodes;
-			g.job_batch = msg->job_array[0].batch_flag != 0;
-			if (msg->job_array[0].time_limit != INFINITE &&
-			    msg->job_array[0].time_limit != NO_VAL)
-				g.time_limit = msg->job_array[0].time_limit * 60;
-			snprintf(g.cluster, sizeof(g.cluster), "%s",
-				 msg->job_array[0].cluster ?
-				 msg->job_array[0].cluster : "");
+	 * the supervisor needs the attempt's end time: the batch step asks
+	 * slurmctld (it decides the requeue: its facts must be exact), so
+	 * does the first step of an attempt on each node; later srun steps
+	 * read what it kept (facts.h). */
+	if (g.step_id == RS_BATCH_STEP || _facts_from_node(sp)) {
+		if (_facts_from_slurmctld() == 0) {
+			g.facts_fresh = 1;
+			_facts_store();
 		} else {
 			slurm_error("resilience: job %u: cannot load the job's "
 				    "state: %s", g.job_id,
@@ -420,11 +525,7 @@ RS_EXPORT int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 					   &g.restart_count) != ESPANK_SUCCESS)
 				g.restart_count = 0;
 		}
-		if (msg)
-			slurm_free_job_info_msg(msg);
 	}
-	spank_get_item(sp, S_JOB_UID, &g.uid);
-	spank_get_item(sp, S_JOB_GID, &g.gid);
 	snprintf(g.job_str, sizeof(g.job_str), "%u", g.job_id);
 	g.start = time(NULL);
 	if (_expand_paths(sp, &err)) {
@@ -498,6 +599,10 @@ static int _ledger_child(void *arg, int out_fd, rs_err_t *err)
 	 * Only root writes it. */
 	if (!g.ckpt[0])
 		mkdir(g.pol.state_dir, 0755);
+	/* The attempt is over on this node: its ready file goes (the
+	 * supervisor also ignores a stale one). */
+	if (((struct ledger_op *)arg)->mode == 1 && g.ckpt[0] && g.ready[0])
+		unlink(g.ready);
 	rc = rs_manifest_update(g.ledger_dir, _ledger_cb, arg, err);
 	if (!rc && !g.ckpt[0]) {
 		char m[PATH_MAX + 32];
@@ -551,6 +656,20 @@ static unsigned _retries_used(void)
 
 /* ------------------------------------------- checkpoints in the job --- */
 
+/* Whether this step's local task 0 saves this node's part.  One saver per
+ * node and job, so a warning gives one checkpoint: in a one-node batch job
+ * the batch script's supervisor saves and srun steps only forward; in a
+ * job on several nodes the srun steps that span the nodes save every
+ * node's part and the batch script's supervisor only forwards; a job
+ * without a batch script (salloc, srun) saves from its steps
+ * (docs/design.md). */
+static int _step_saves(void)
+{
+	if (g.step_id == RS_BATCH_STEP)
+		return g.job_nnodes <= 1;
+	return !(g.job_batch && g.job_nnodes <= 1);
+}
+
 /* Names of the ready and status files, in the user's private folder
  * (/tmp/.resilience-<uid>). */
 static void _private_names(void)
@@ -563,8 +682,6 @@ static void _private_names(void)
 	 * saves this node's part. */
 	snprintf(g.ready, sizeof(g.ready), "%s/%.60s.%u.ready", dir,
 		 g.cluster, g.job_id);
-	snprintf(g.status, sizeof(g.status), "%s/%.60s.%u.%u.status", dir,
-		 g.cluster, g.job_id, g.step_id);
 	snprintf(g.endfile, sizeof(g.endfile), "%s/%.60s.%u.end", dir,
 		 g.cluster, g.job_id);
 }
@@ -588,8 +705,6 @@ static int _private_dir(rs_err_t *err)
 				  "%u, mode %04o): remove it", dir,
 				  (unsigned)g.uid, (unsigned)st.st_uid,
 				  (unsigned)(st.st_mode & 07777));
-	/* Leftovers of a step that died before task_exit cleaned up. */
-	unlink(g.status);
 	return 0;
 }
 
@@ -617,7 +732,9 @@ static void _write_end_file(time_t end)
  * for it) asks slurmctld every RS_END_POLL_SECONDS (30 s; the variable is
  * read from slurmd's environment, for tests) and rewrites the end-time
  * file, which the supervisors re-read.  It leaves when the attempt is
- * over.  One RPC per poll per job step and node.
+ * over.  One per step that saves with a lead (its own: a step's leftovers
+ * may be killed with it); one RPC per poll.  A step that read the node's
+ * kept facts asks once at start too, in the background.
  */
 static void _spawn_end_poller(void)
 {
@@ -625,6 +742,7 @@ static void _spawn_end_poller(void)
 	unsigned every = e && atoi(e) > 0 ? (unsigned)atoi(e) : 30;
 	uint32_t restarts = g.restart_count;
 	time_t last = g.end_time;
+	int now = !g.facts_fresh;   /* kept facts may be old: ask at once */
 	pid_t pid = fork();
 
 	if (pid != 0) {
@@ -645,14 +763,15 @@ static void _spawn_end_poller(void)
 		job_info_msg_t *msg = NULL;
 		int over = 1;
 
-		sleep(every);
+		if (!now)
+			sleep(every);
 		if (!slurm_load_job(&msg, g.job_id, SHOW_ALL) && msg &&
 		    msg->record_count) {
 			slurm_job_info_t *j = &msg->job_array[0];
 
 			over = (j->job_state & JOB_STATE_BASE) != JOB_RUNNING ||
 			       j->restart_cnt != restarts;
-			if (!over && j->end_time && j->end_time != last) {
+			if (!over && j->end_time && (now || j->end_time != last)) {
 				last = j->end_time;
 				_write_end_file(last);
 			}
@@ -661,6 +780,7 @@ static void _spawn_end_poller(void)
 			slurm_free_job_info_msg(msg);
 		if (over)
 			_exit(0);
+		now = 0;
 	}
 }
 
@@ -690,7 +810,9 @@ static int _prepare_child(void *arg, int out_fd, rs_err_t *err)
 			return rs_err_set(err, -rc, "create scratch %s: %s",
 					  g.scratch, e.msg);
 	}
-	if (g.end_time)
+	/* Only what slurmctld just said: a kept copy may be older than what
+	 * the end-time poller has written since. */
+	if (g.end_time && g.facts_fresh)
 		_write_end_file(g.end_time);
 	return 0;
 }
@@ -796,6 +918,14 @@ RS_EXPORT int slurm_spank_user_init(spank_t sp, int ac, char **av)
 			slurm_error("resilience: job %u: %s", g.job_id, err.msg);
 			return 0;
 		}
+		/* The saver's status lines come back through a pipe that
+		 * slurmstepd drains when the task ends: no file, no child. */
+		if (_step_saves() &&
+		    pipe2(g.st_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+			slurm_error("resilience: job %u: status pipe: %s",
+				    g.job_id, strerror(errno));
+			g.st_pipe[0] = g.st_pipe[1] = -1;
+		}
 	}
 	/* Only the batch step opens an attempt: srun steps inside the job
 	 * inherit the batch script's RESILIENCE_* variables, and a job
@@ -828,7 +958,8 @@ RS_EXPORT int slurm_spank_user_init(spank_t sp, int ac, char **av)
 			_restore(sp);
 		_find_helper("resilience-supervisor", RS_LIBEXECDIR,
 			     g.supervisor, sizeof(g.supervisor));
-		if (g.end_time && rs_spec_effective_lead(&g.spec, g.time_limit))
+		if (g.end_time && _step_saves() &&
+		    rs_spec_effective_lead(&g.spec, g.time_limit))
 			_spawn_end_poller();
 		if (!g.supervisor[0]) {
 			g.failed = 1;
@@ -858,22 +989,17 @@ static int _launch_argv(spank_t sp, pid_t adopt, char **argv, int *argc,
 	l.ckpt = g.ckpt;
 	l.scratch = g.scratch;
 	l.ready = g.ready;
-	l.status = g.status;
+	/* The status pipe goes to the saver only: it is close-on-exec
+	 * everywhere else, so the application never holds it. */
+	if (l.saver && g.st_pipe[1] > 2 &&
+	    fcntl(g.st_pipe[1], F_SETFD, 0) == 0)
+		l.status_fd = g.st_pipe[1];
 	l.job = g.job_str;
 	l.node = node ? node : "unknown";
 	l.attempt = g.restart_count + 1;
 	l.part = nodeid;
 	l.nparts = nnodes ? nnodes : 1;
-	/* One saver per node and job, so a warning gives one checkpoint:
-	 * in a one-node batch job the batch script's supervisor saves and
-	 * srun steps only forward; in a job on several nodes the srun steps
-	 * that span the nodes save every node's part and the batch script's
-	 * supervisor only forwards; a job without a batch script (salloc,
-	 * srun) saves from its steps (docs/design.md). */
-	if (g.step_id == RS_BATCH_STEP)
-		l.saver = local == 0 && g.job_nnodes <= 1;
-	else
-		l.saver = local == 0 && !(g.job_batch && g.job_nnodes <= 1);
+	l.saver = local == 0 && _step_saves();
 	l.end_time = (double)g.end_time;
 	l.lead = rs_spec_effective_lead(&g.spec, g.time_limit);
 	l.end_time_file = g.endfile[0] ? g.endfile : NULL;
@@ -971,8 +1097,11 @@ RS_EXPORT int slurm_spank_task_init(spank_t sp, int ac, char **av)
 		fflush(stderr);
 		_exit(1);
 	}
-	if (g.ckpt[0])
+	if (g.ckpt[0]) {
+		if (g.st_pipe[0] >= 0)
+			close(g.st_pipe[0]);
 		_supervise(sp);
+	}
 	return 0;
 }
 
@@ -1137,80 +1266,70 @@ static void _act(const rs_decision_t *d, rs_outcome_t o)
 			    slurm_strerror(errno));
 }
 
-/* In a privsep child, as the user: hand the supervisor's status lines
- * to slurmstepd and remove the private files of this step. */
-static int _status_child(void *arg, int out_fd, rs_err_t *err)
+/* One status line of the saver, for the slurmd log: checkpoints only. */
+static void _log_status_line(const char *line)
 {
-	char buf[8192];
-	ssize_t n;
-	int fd;
+	rs_supervise_status_t st;
+	char copied[32];
 
-	(void)arg;
-	if (g.step_id == RS_BATCH_STEP)
-		unlink(g.ready);
-	fd = open(g.status, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : rs_err_set(err, errno, "%s: %s",
-							 g.status,
-							 strerror(errno));
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		if (write(out_fd, buf, (size_t)n) != n)
-			break;
-	close(fd);
-	unlink(g.status);
-	return 0;
+	if (rs_supervise_status_parse(line, &st, NULL) ||
+	    st.event != RS_SUPERVISE_ST_SAVE)
+		return;
+	rs_supervise_format_bytes(st.copied, copied, sizeof(copied));
+	if (st.ok && st.gen < 0)
+		slurm_info("resilience: job %u: checkpoint part %u/%u (%s) saved, "
+			   "generation pending the other nodes: %llu files, %s "
+			   "copied, %.2f s", g.job_id, st.part + 1, st.nparts,
+			   rs_supervise_reason_name(st.reason),
+			   (unsigned long long)st.files, copied, st.seconds);
+	else if (st.ok)
+		slurm_info("resilience: job %u: checkpoint gen-%06ld (%s, part "
+			   "%u/%u%s) saved: %llu files, %s copied, %.2f s",
+			   g.job_id, st.gen, rs_supervise_reason_name(st.reason),
+			   st.part + 1, st.nparts,
+			   st.published ? ", published" : "",
+			   (unsigned long long)st.files, copied, st.seconds);
+	else
+		slurm_error("resilience: job %u: checkpoint (%s) failed: %s",
+			    g.job_id, rs_supervise_reason_name(st.reason),
+			    st.error);
 }
 
 /* The slurmd log gets one line per checkpoint the supervisor took (the
- * job's stderr already has it).  Local task 0 only: it is the saver. */
+ * job's stderr already has it), from the status pipe: whatever the saver
+ * wrote is in it once its task has ended (non-blocking: never waits).
+ * Local task 0 only: it is the saver. */
 static void _log_supervisor(spank_t sp)
 {
-	char out[16384], *line, *save = NULL;
+	char buf[2 * RS_SUPERVISE_STATUS_MAX];
 	size_t n = 0;
 	int local = -1;
-	rs_err_t err;
 
 	spank_get_item(sp, S_TASK_ID, &local);
-	if (local != 0)
+	if (local != 0 || g.st_pipe[0] < 0)
 		return;
-	if (rs_privsep_run(g.uid, g.gid, RS_FILE_TIMEOUT_MS, _status_child,
-			   NULL, out, sizeof(out), &n, &err)) {
-		slurm_error("resilience: job %u: supervisor status %s: %s",
-			    g.job_id, g.status, err.msg);
-		return;
-	}
-	for (line = strtok_r(out, "\n", &save); line;
-	     line = strtok_r(NULL, "\n", &save)) {
-		rs_supervise_status_t st;
-		char copied[32];
+	for (;;) {
+		ssize_t r = read(g.st_pipe[0], buf + n, sizeof(buf) - 1 - n);
+		char *line = buf, *nl;
 
-		if (rs_supervise_status_parse(line, &st, NULL) ||
-		    st.event != RS_SUPERVISE_ST_SAVE)
+		if (r < 0 && errno == EINTR)
 			continue;
-		rs_supervise_format_bytes(st.copied, copied, sizeof(copied));
-		if (st.ok && st.gen < 0)
-			slurm_info("resilience: job %u: checkpoint part %u/%u "
-				   "(%s) saved, generation pending the other "
-				   "nodes: %llu files, %s copied, %.2f s",
-				   g.job_id, st.part + 1, st.nparts,
-				   rs_supervise_reason_name(st.reason),
-				   (unsigned long long)st.files, copied,
-				   st.seconds);
-		else if (st.ok)
-			slurm_info("resilience: job %u: checkpoint gen-%06ld "
-				   "(%s, part %u/%u%s) saved: %llu files, %s "
-				   "copied, %.2f s", g.job_id, st.gen,
-				   rs_supervise_reason_name(st.reason),
-				   st.part + 1, st.nparts,
-				   st.published ? ", published" : "",
-				   (unsigned long long)st.files, copied,
-				   st.seconds);
-		else
-			slurm_error("resilience: job %u: checkpoint (%s) "
-				    "failed: %s", g.job_id,
-				    rs_supervise_reason_name(st.reason),
-				    st.error);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+		buf[n] = '\0';
+		while ((nl = strchr(line, '\n'))) {
+			*nl = '\0';
+			_log_status_line(line);
+			line = nl + 1;
+		}
+		n -= (size_t)(line - buf);
+		memmove(buf, line, n);
+		if (n == sizeof(buf) - 1)
+			n = 0; /* no line is that long: drop the garbage */
 	}
+	close(g.st_pipe[0]);
+	g.st_pipe[0] = -1;
 }
 
 /*

@@ -180,7 +180,12 @@ def test_no_supervisor_without_ckpt(cluster, plugstack, userdir):
 def test_three_node_job_one_generation_three_parts(cluster, plugstack, userdir):
     ck = os.path.join(userdir, "ckpt")
     # Node-local scratch differs per node: the node name is in its path.
+    # A short step first: on each node it is the attempt's first, asks
+    # slurmctld and restores; the long step then runs on the facts the
+    # first kept (/run/slurm-resilience) and must find the same attempt
+    # and the restored scratch.
     script = r"""#!/bin/bash
+srun -N3 -n3 true
 srun -N3 -n3 bash -c '
 trap "echo node=$SLURMD_NODENAME attempt=\$RESILIENCE_ATTEMPT > $RESILIENCE_SCRATCH/who; touch $RESILIENCE_CKPT_READY" USR1
 mkdir -p $RESILIENCE_SCRATCH
