@@ -13,6 +13,8 @@ steps at the start of every block) so drift of a shared machine cancels:
      checkpoint folder, so no supervisor
   c  plugin loaded, --resilience=ckpt=DIR,scratch=DIR,lead=0 on srun: the
      supervisor in front of the task
+  i  (diagnostic) as c but with the default lead: each step's saver also
+     gets an end-time poller (a background process)
   e  (diagnostic) an empty SPANK plugin instead of resilience.so
   f  (diagnostic) the same empty plugin linked to libcurl and json-c
   g  (diagnostic) resilience.so loaded by slurmstepd only (srun gets a
@@ -30,6 +32,7 @@ on the node.
 
 Every wait is bounded; the cluster is always torn down.
     bench/steps.sh            (ROUNDS=8 STEPS=40 WARMUP=2 by default)
+    CONFIGS=a,b,c bench/steps.sh   only these (a is always measured)
 """
 import os
 import re
@@ -151,6 +154,9 @@ def configure(c, name):
 def step_args(name, udir):
     if name == "c":
         return ["--resilience=ckpt=%s/ckpt-%%j,scratch=%s/scratch,lead=0"
+                % (udir, udir)]
+    if name == "i":
+        return ["--resilience=ckpt=%s/ckpt-%%j,scratch=%s/scratch"
                 % (udir, udir)]
     if name == "d":
         return ["--resilience=retries=1"]
@@ -317,12 +323,16 @@ def ms(x):
 
 
 def main():
-    names = ["a", "b", "d", "c", "e", "f", "g", "h"]
+    names = ["a", "b", "d", "c", "i", "e", "f", "g", "h"]
+    if os.environ.get("CONFIGS"):
+        want = set(os.environ["CONFIGS"].split(",")) | {"a"}
+        names = [n for n in names if n in want]
     label = {
         "a": "(a) plugin not loaded",
         "b": "(b) plugin loaded, no --resilience",
         "d": "(d) --resilience=retries=1 (active, no supervisor)",
         "c": "(c) --resilience=ckpt=,scratch=,lead=0 (supervisor)",
+        "i": "(i) --resilience=ckpt=,scratch= (default lead)",
         "e": "(e) an empty SPANK plugin instead",
         "f": "(f) an empty SPANK plugin linked to libcurl, json-c",
         "g": "(g) resilience.so loaded by slurmstepd only",
