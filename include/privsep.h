@@ -46,7 +46,7 @@ int rs_privsep_become(uid_t uid, gid_t gid);
  * dispositions (SIGPIPE, SIGHUP ignored), empty mask, stdio on /dev/null,
  * every other inherited file closed (slurmstepd's sockets, the job's
  * stdio pipes whose reader waits for EOF: holding one keeps a step from
- * ending), cwd "/". */
-void rs_privsep_detach(void);
+ * ending) except `keep` (-1: none), cwd "/". */
+void rs_privsep_detach(int keep);
 
 #endif

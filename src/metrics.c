@@ -484,7 +484,7 @@ int rs_metrics_spawn_flush(const rs_metrics_conf_t *conf, rs_err_t *err)
 			argv[3] = "--budget-ms";
 			argv[4] = b;
 			n = rs_metrics_conf_args(conf, argv + 5, 35, buf, sizeof(buf));
-			rs_privsep_detach();
+			rs_privsep_detach(-1);
 			if (n < 0)
 				_exit(1);
 			/* The backstop survives exec: whatever blocks, SIGALRM's

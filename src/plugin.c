@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -726,61 +727,91 @@ static void _write_end_file(time_t end)
 		unlink(tmp);
 }
 
+/* Seconds since the end-time file was last written, or -1. */
+static long _end_file_age(void)
+{
+	struct stat st;
+
+	if (stat(g.endfile, &st) < 0)
+		return -1;
+	return (long)difftime(time(NULL), st.st_mtime);
+}
+
 /*
  * `scontrol update TimeLimit=...` moves a running attempt's end: a small
  * detached process (as the user, double-forked so slurmstepd never waits
  * for it) asks slurmctld every RS_END_POLL_SECONDS (30 s; the variable is
  * read from slurmd's environment, for tests) and rewrites the end-time
- * file, which the supervisors re-read.  It leaves when the attempt is
- * over.  One per step that saves with a lead (its own: a step's leftovers
- * may be killed with it); one RPC per poll.  A step that read the node's
- * kept facts asks once at start too, in the background.
+ * file, which the supervisors re-read.  One per step that saves with a
+ * lead, living as long as that step: it holds the read end of a pipe whose
+ * write end only slurmstepd keeps (close-on-exec), and leaves when that
+ * end closes, or when the attempt is over.  Pollers that lived until the
+ * attempt's end piled up, one per step, each asking slurmctld.  A step
+ * that read the node's kept facts has its poller ask at once unless the
+ * end-time file was written within the period (every poll rewrites it).
  */
 static void _spawn_end_poller(void)
 {
 	const char *e = getenv("RS_END_POLL_SECONDS");
 	unsigned every = e && atoi(e) > 0 ? (unsigned)atoi(e) : 30;
 	uint32_t restarts = g.restart_count;
-	time_t last = g.end_time;
-	int now = !g.facts_fresh;   /* kept facts may be old: ask at once */
-	pid_t pid = fork();
+	int life[2], now;
+	pid_t pid;
 
+	if (pipe2(life, O_CLOEXEC) < 0)
+		return;
+	pid = fork();
 	if (pid != 0) {
+		close(life[0]);
 		if (pid > 0)
 			while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 				;
+		else
+			close(life[1]);
+		/* life[1] stays open in slurmstepd until it exits. */
 		return;
 	}
+	close(life[1]);
 	setsid();
 	if (fork() != 0)
 		_exit(0);
-	/* Nothing of slurmstepd's: holding the tasks' stdio pipes would keep
-	 * an srun step from ending until this poller does. */
-	rs_privsep_detach();
+	/* Nothing of slurmstepd's but the lifeline: holding the tasks' stdio
+	 * pipes would keep an srun step from ending until this poller does. */
+	rs_privsep_detach(life[0]);
 	if (rs_privsep_become(g.uid, g.gid))
 		_exit(0);
+	if (g.facts_fresh) {
+		now = 0;
+	} else {
+		long age = _end_file_age();
+
+		now = age < 0 || age >= (long)every;
+	}
 	for (;;) {
+		struct pollfd pfd = { life[0], POLLIN, 0 };
 		job_info_msg_t *msg = NULL;
 		int over = 1;
 
-		if (!now)
-			sleep(every);
+		if (!now) {
+			int n = poll(&pfd, 1, (int)every * 1000);
+
+			if (n > 0 || (n < 0 && errno != EINTR))
+				_exit(0); /* the step is over */
+		}
+		now = 0;
 		if (!slurm_load_job(&msg, g.job_id, SHOW_ALL) && msg &&
 		    msg->record_count) {
 			slurm_job_info_t *j = &msg->job_array[0];
 
 			over = (j->job_state & JOB_STATE_BASE) != JOB_RUNNING ||
 			       j->restart_cnt != restarts;
-			if (!over && j->end_time && (now || j->end_time != last)) {
-				last = j->end_time;
-				_write_end_file(last);
-			}
+			if (!over && j->end_time)
+				_write_end_file(j->end_time);
 		}
 		if (msg)
 			slurm_free_job_info_msg(msg);
 		if (over)
 			_exit(0);
-		now = 0;
 	}
 }
 

@@ -193,7 +193,7 @@ out:
 
 /* Reset what a background process inherits from slurmstepd (or any
  * caller): signal dispositions and mask, open files, cwd. */
-void rs_privsep_detach(void)
+void rs_privsep_detach(int keep)
 {
 	struct sigaction sa;
 	sigset_t all;
@@ -218,14 +218,17 @@ void rs_privsep_detach(void)
 	}
 	/* Keep nothing of the host's open: sockets to slurmd, the job's
 	 * files, pipes whose other end waits for EOF. */
-	if (close_range(3U, ~0U, 0) != 0) {
+	if (keep < 3 ? close_range(3U, ~0U, 0) != 0
+		     : (keep > 3 && close_range(3U, (unsigned)keep - 1, 0) != 0) ||
+		       close_range((unsigned)keep + 1, ~0U, 0) != 0) {
 		struct rlimit rl;
 		long max = 65536;
 		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
 		    (long)rl.rlim_cur < max)
 			max = (long)rl.rlim_cur;
 		for (long i = 3; i < max; i++)
-			close((int)i);
+			if (i != keep)
+				close((int)i);
 	}
 	if (chdir("/") != 0) {
 		/* nothing to do: the flusher uses absolute paths only */

@@ -161,7 +161,9 @@ def test_srun_steps_that_save_with_a_lead_end_with_their_tasks(cluster, plugstac
     """In a job on several nodes (and one without a batch script) the srun
     steps save, with the default lead, so each gets an end-time poller.
     The poller must not keep the step open: it once held the tasks' output
-    pipes, and every such srun hung until the job's time limit."""
+    pipes, and every such srun hung until the job's time limit.  Nor may it
+    outlive its step: one per step, each asking slurmctld until the end of
+    the attempt, they piled up (the pollers keep slurmstepd's name)."""
     ck = os.path.join(userdir, "ckpt")
     spec = "--resilience=ckpt=%s,scratch=%s/s-%%j-%%n" % (ck, userdir)
     script = """#!/bin/bash
@@ -169,9 +171,17 @@ for i in 1 2 3; do
   t0=$(date +%s%N); srun -N2 -n2 true; rc=$?
   echo "step=$i rc=$rc ms=$(( ($(date +%s%N) - t0) / 1000000 ))"
 done
+sleep 15
 """
+
+    def pollers():
+        r = cluster.run(["pgrep", "-u", cluster.user.pw_name, "-f", "^slurmstepd"])
+        return r.stdout.split()
+
     with plugstack():
         j = cluster.sbatch(script, ["-N2", "--time=10", spec])
+        cluster.wait_for(lambda: "step=3" in cluster.output(j), 60, "three steps")
+        cluster.wait_for(lambda: not pollers(), 5, "no poller left after its step")
         info = cluster.wait_done(j, 90)
         r = cluster.as_user(["srun", "-N1", "-t", "5", spec, "echo", "alone"],
                             timeout=60)
