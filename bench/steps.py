@@ -33,6 +33,8 @@ on the node.
 Every wait is bounded; the cluster is always torn down.
     bench/steps.sh            (ROUNDS=8 STEPS=40 WARMUP=2 by default)
     CONFIGS=a,b,c bench/steps.sh   only these (a is always measured)
+    MODE=interleave CONFIGS=a,b,c,e bench/steps.sh
+                              configurations in turn for every step
 """
 import os
 import re
@@ -66,6 +68,65 @@ for ((i = 0; i < W + N; i++)); do
 done
 exit 0
 '''
+
+
+# MODE=interleave: one loop takes the configurations in turn for EVERY
+# step (rotating the order each time), rewriting plugstack.conf before
+# each srun (the file is made writable for the run), so drift of a shared
+# machine hits all configurations alike.  Prints "name t0 t1 rc".
+ILOOP = r'''
+J=$1; N=$2; W=$3; PS=$4; D=$5; shift 5
+names=("$@"); k=${#names[@]}
+for ((i = 0; i < W + N; i++)); do
+	for ((j = 0; j < k; j++)); do
+		n=${names[$(( (i + j) % k ))]}
+		cat "$D/plugstack.$n" > "$PS"
+		mapfile -t A < "$D/args.$n"
+		t0=$EPOCHREALTIME
+		srun --jobid="$J" -n1 "${A[@]}" true
+		rc=$?
+		t1=$EPOCHREALTIME
+		[ $i -ge $W ] && echo "$n $t0 $t1 $rc"
+	done
+done
+exit 0
+'''
+
+
+def interleaved(c, job, names, udir, rounds, steps, warmup):
+    """Times per configuration, and per-round medians (a round = `steps`
+    consecutive steps of each configuration)."""
+    d = os.path.join(c.dir, "interleave")
+    os.makedirs(d, exist_ok=True)
+    for n in names:
+        configure(c, n)
+        shutil.copy(c.plugstack, os.path.join(d, "plugstack." + n))
+        with open(os.path.join(d, "args." + n), "w") as f:
+            f.write("".join(a + "\n" for a in step_args(n, udir)))
+    os.chmod(d, 0o755)
+    os.chmod(c.plugstack, 0o666)
+    try:
+        rc, out, err = user_cmd(
+            c, ["bash", "-c", ILOOP, "loop", str(job), str(rounds * steps),
+                str(warmup), c.plugstack, d] + names,
+            timeout=STEP_TIMEOUT * (rounds * steps + warmup) * len(names))
+    finally:
+        os.chmod(c.plugstack, 0o644)
+    times = {n: [] for n in names}
+    for line in out.split("\n"):
+        f = line.split()
+        if len(f) != 4 or f[0] not in times:
+            continue
+        if f[3] != "0":
+            raise RuntimeError("config %s: a step failed: %s" % (f[0], err[-2000:]))
+        times[f[0]].append(float(f[2]) - float(f[1]))
+    for n in names:
+        if len(times[n]) != rounds * steps:
+            raise RuntimeError("config %s: %d of %d steps: %s" % (
+                n, len(times[n]), rounds * steps, err[-2000:]))
+    per_round = {n: [statistics.median(times[n][r * steps:(r + 1) * steps])
+                     for r in range(rounds)] for n in names}
+    return times, per_round
 
 
 def user_cmd(c, argv, timeout, conf=None, **popen_kw):
@@ -360,7 +421,17 @@ def main():
         per_round = {n: [] for n in names}
         load = []
         t_start = time.time()
-        for r in range(ROUNDS):
+        interleave = os.environ.get("MODE") == "interleave"
+        if interleave:
+            bad = [n for n in names if n in ("g", "h")]
+            if bad:
+                raise RuntimeError("MODE=interleave: (g) and (h) need another "
+                                   "slurm.conf for srun; leave them out")
+            load.append(os.getloadavg()[0])
+            times, per_round = interleaved(c, job, names, udir, ROUNDS, STEPS,
+                                           WARMUP)
+            load.append(os.getloadavg()[0])
+        for r in range(0 if interleave else ROUNDS):
             # Rotate the order too, so no configuration always follows
             # the same one.
             order = names[r % len(names):] + names[:r % len(names)]
@@ -385,8 +456,9 @@ def main():
         base = statistics.median(times["a"])
         print()
         print("== srun -n1 true in one allocation (job %d): %d rounds x %d "
-              "steps per configuration, round-robin, %.0f s, load avg %.2f-%.2f"
-              % (job, ROUNDS, STEPS, elapsed, min(load), max(load)))
+              "steps per configuration, %s, %.0f s, load avg %.2f-%.2f"
+              % (job, ROUNDS, STEPS, "interleaved step by step" if interleave
+                 else "round-robin blocks", elapsed, min(load), max(load)))
         print("%-55s %9s %9s %9s %9s %8s %8s" % (
             "configuration", "median", "p10", "p90", "added", "ratio",
             "[paired]"))
@@ -394,14 +466,17 @@ def main():
             t = sorted(times[n])
             med = statistics.median(t)
             q = statistics.quantiles(t, n=10)
+            # Interleaved: each step against the (a) step next to it.
             paired = statistics.median(
-                [x / y for x, y in zip(per_round[n], per_round["a"])])
+                [x / y for x, y in zip(times[n], times["a"])] if interleave
+                else [x / y for x, y in zip(per_round[n], per_round["a"])])
             print("%-55s %9s %9s %9s %9s %7.3fx %7.3fx" % (
                 label[n], ms(med), ms(q[0]), ms(q[-1]),
                 "-" if n == "a" else "%+.1f ms" % ((med - base) * 1e3),
                 med / base, paired))
-        print("targets: (b)/(a) <= 1.01, (c)/(a) <= 1.05   "
-              "[paired] = median over rounds of round-median ratios")
+        print("targets: (b)/(a) <= 1.01, (c)/(a) <= 1.05   [paired] = %s" % (
+            "median of per-step ratios to the neighbouring (a) step"
+            if interleave else "median over rounds of round-median ratios"))
         print()
         for i, s in enumerate(rss):
             print("supervisor of a running `srun sleep` step, sample %d: "
