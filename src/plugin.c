@@ -671,7 +671,7 @@ static int _step_saves(void)
 	return !(g.job_batch && g.job_nnodes <= 1);
 }
 
-/* Names of the ready and status files, in the user's private folder
+/* Names of the ready and end-time files, in the user's private folder
  * (/tmp/.resilience-<uid>). */
 static void _private_names(void)
 {
