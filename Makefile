@@ -34,6 +34,8 @@ CC      ?= cc
 PKGS    := libcurl json-c
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+# json-c's shared object, which the plugin loads only for a resilient job.
+JSONC_SONAME := $(or $(shell objdump -p $$(pkg-config --variable=libdir json-c)/libjson-c.so 2>/dev/null | awk '/SONAME/{print $$2}'),libjson-c.so.5)
 CHECK_CFLAGS := $(shell pkg-config --cflags check)
 CHECK_LIBS   := $(shell pkg-config --libs check)
 
@@ -46,7 +48,7 @@ WARN    := -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes \
 CFLAGS  ?= -O2 -g
 ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(WARN) \
            -Iinclude -isystem $(SLURM_INCDIR) $(PKG_CFLAGS) \
-           -DRS_VERSION='"$(VERSION)"' -DRS_LIBEXECDIR='"$(LIBEXECDIR)"' -DRS_BINDIR='"$(BINDIR)"' -DRS_RUNDIR='"$(RUNDIR)"' \
+           -DRS_VERSION='"$(VERSION)"' -DRS_LIBEXECDIR='"$(LIBEXECDIR)"' -DRS_BINDIR='"$(BINDIR)"' -DRS_RUNDIR='"$(RUNDIR)"' -DRS_JSONC_SONAME='"$(JSONC_SONAME)"' \
            -DHAVE_SPANK_PREPEND_TASK_ARGV=$(HAVE_PREPEND) $(CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS ?=
 
@@ -90,10 +92,14 @@ $(B)/libresilience.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 # The plugin: libslurm symbols resolve from the host process (sbatch, srun,
-# slurmstepd), so it is not linked against libslurm.
+# slurmstepd), so it is not linked against libslurm.  Nor against json-c:
+# SPANK loads the plugin into every srun and slurmstepd, and a NEEDED
+# json-c cost every step ~0.3 ms (bench/steps.sh, (j)); the plugin loads it
+# (RTLD_GLOBAL) for resilient jobs only, and its calls bind lazily (Slurm
+# dlopens plugins RTLD_LAZY).  `make symbols` checks both.
 $(B)/resilience.so: $(B)/obj/plugin.o $(B)/libresilience.a
-	$(CC) -shared -Wl,-z,defs -Wl,--unresolved-symbols=ignore-in-object-files \
-	  -o $@ $(B)/obj/plugin.o $(B)/libresilience.a $(LDFLAGS) $(PKG_LIBS)
+	$(CC) -shared -Wl,-z,defs -Wl,-z,lazy -Wl,--unresolved-symbols=ignore-in-object-files \
+	  -o $@ $(B)/obj/plugin.o $(B)/libresilience.a $(LDFLAGS)
 
 $(B)/slurm-resilience: $(CLI_OBJ) $(B)/libresilience.a
 	$(CC) -o $@ $(CLI_OBJ) $(B)/libresilience.a $(LDFLAGS) $(PKG_LIBS) -lslurm
@@ -173,7 +179,7 @@ symbols: $(B)/resilience.so
 	if [ -n "$$bad" ]; then echo "symbols: unexpected exports in $<:"; echo "$$bad"; exit 1; fi; \
 	echo "symbols: only plugin and SPANK symbols exported"; \
 	need=$$(readelf -d $< | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | tr '\n' ' '); \
-	case "$$need" in *curl*) echo "symbols: $< needs libcurl ($$need): every srun and slurmstepd would load it"; exit 1;; esac; \
+	case "$$need" in *curl*|*json*) echo "symbols: $< needs libcurl or json-c ($$need): every srun and slurmstepd would load it"; exit 1;; esac; \
 	echo "symbols: $< needs only $$need"
 
 FUZZ_SECONDS ?= 120
@@ -184,7 +190,7 @@ FUZZ_SMOKE_SECONDS ?= 5
 FUZZ_FLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -Iinclude -isystem $(SLURM_INCDIR) \
   $(PKG_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined \
   -fno-sanitize-recover=all -DRS_VERSION='"$(VERSION)"' \
-  -DRS_LIBEXECDIR='"$(LIBEXECDIR)"' -DRS_BINDIR='"$(BINDIR)"' -DRS_RUNDIR='"$(RUNDIR)"' -DHAVE_SPANK_PREPEND_TASK_ARGV=$(HAVE_PREPEND)
+  -DRS_LIBEXECDIR='"$(LIBEXECDIR)"' -DRS_BINDIR='"$(BINDIR)"' -DRS_RUNDIR='"$(RUNDIR)"' -DRS_JSONC_SONAME='"$(JSONC_SONAME)"' -DHAVE_SPANK_PREPEND_TASK_ARGV=$(HAVE_PREPEND)
 FUZZ_OBJ := $(FUZZ_LIB:src/%.c=$(B)/fuzz/obj/%.o)
 
 $(B)/fuzz/obj/%.o: src/%.c $(wildcard include/*.h)

@@ -17,6 +17,7 @@ steps at the start of every block) so drift of a shared machine cancels:
      gets an end-time poller (a background process)
   e  (diagnostic) an empty SPANK plugin instead of resilience.so
   f  (diagnostic) the same empty plugin linked to libcurl and json-c
+  j  (diagnostic) the same empty plugin linked to json-c only
   g  (diagnostic) resilience.so loaded by slurmstepd only (srun gets a
      slurm.conf whose PlugStackConfig is an empty file)
   h  (diagnostic) resilience.so loaded by srun only
@@ -166,7 +167,8 @@ def build_empty(c):
     with open(src, "w") as f:
         f.write(EMPTY_C)
     for name, libs in (("e", []), ("f", ["-Wl,--no-as-needed", "-lcurl",
-                                         "-ljson-c"])):
+                                         "-ljson-c"]),
+                       ("j", ["-Wl,--no-as-needed", "-ljson-c"])):
         so = os.path.join(c.dir, "empty-%s.so" % name)
         subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", so, src] + libs,
                        check=True, timeout=120)
@@ -384,7 +386,7 @@ def ms(x):
 
 
 def main():
-    names = ["a", "b", "d", "c", "i", "e", "f", "g", "h"]
+    names = ["a", "b", "d", "c", "i", "e", "f", "j", "g", "h"]
     if os.environ.get("CONFIGS"):
         want = set(os.environ["CONFIGS"].split(",")) | {"a"}
         names = [n for n in names if n in want]
@@ -396,6 +398,7 @@ def main():
         "i": "(i) --resilience=ckpt=,scratch= (default lead)",
         "e": "(e) an empty SPANK plugin instead",
         "f": "(f) an empty SPANK plugin linked to libcurl, json-c",
+        "j": "(j) an empty SPANK plugin linked to json-c",
         "g": "(g) resilience.so loaded by slurmstepd only",
         "h": "(h) resilience.so loaded by srun only",
     }

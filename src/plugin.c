@@ -13,6 +13,7 @@
  *    plugin is loaded into sbatch/srun/slurmstepd, which have globals of
  *    their own.
  */
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -378,6 +379,23 @@ static int _node_cluster(spank_t sp, char *buf, size_t len)
 	       ESPANK_SUCCESS ? 0 : -1;
 }
 
+/*
+ * json-c, for a resilient job only.  resilience.so is not linked against
+ * it: SPANK loads the plugin into every srun and slurmstepd, whether the
+ * job wants resilience or not, and a NEEDED json-c cost each of them its
+ * load (~0.3 ms a step, bench/steps.sh).  Slurm dlopens plugins RTLD_LAZY,
+ * so the plugin's calls into json-c bind at their first call, by which
+ * time this has put the library in the global scope.  Before any fork:
+ * children inherit it.
+ */
+static int _load_jsonc(rs_err_t *err)
+{
+	if (dlopen(RS_JSONC_SONAME, RTLD_NOW | RTLD_GLOBAL))
+		return 0;
+	return rs_err_set(err, ENOENT, "cannot load %s on this node: %s",
+			  RS_JSONC_SONAME, dlerror());
+}
+
 /* Ask slurmctld about the job (one RPC, bounded by MessageTimeout). */
 static int _facts_from_slurmctld(void)
 {
@@ -478,6 +496,10 @@ RS_EXPORT int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 	if (g.spec.off)
 		return 0;
 	g.active = 1;
+	if (!g.failed && _load_jsonc(&err)) {
+		g.failed = 1;
+		g.fail_err = err;
+	}
 	if (g.failed) {
 		slurm_error("resilience: --resilience unusable on this node: %s",
 			    g.fail_err.msg);
@@ -590,6 +612,33 @@ static int _ledger_cb(json_object *root, void *arg, rs_err_t *err)
 	return 0;
 }
 
+/* As the user, at the attempt's end: the restore claims of this job's
+ * attempts so far (`.restored-JOB-aN-nK`, one per node and attempt) have
+ * done their work; earlier ones are there when an attempt ended without
+ * this hook (a node failure). */
+static void _drop_restore_claims(void)
+{
+	char prefix[64];
+	struct dirent *e;
+	DIR *d;
+	int n = snprintf(prefix, sizeof(prefix), ".restored-%s-a", g.job_str);
+
+	if (n <= 0 || n >= (int)sizeof(prefix) || !(d = opendir(g.ckpt)))
+		return;
+	while ((e = readdir(d))) {
+		char *end;
+		unsigned long a;
+
+		if (strncmp(e->d_name, prefix, (size_t)n))
+			continue;
+		a = strtoul(e->d_name + n, &end, 10);
+		if (end != e->d_name + n && !strncmp(end, "-n", 2) &&
+		    a <= g.restart_count + 1)
+			unlinkat(dirfd(d), e->d_name, 0);
+	}
+	closedir(d);
+}
+
 /* In the privsep child: update the ledger, send the summary back. */
 static int _ledger_child(void *arg, int out_fd, rs_err_t *err)
 {
@@ -602,8 +651,11 @@ static int _ledger_child(void *arg, int out_fd, rs_err_t *err)
 		mkdir(g.pol.state_dir, 0755);
 	/* The attempt is over on this node: its ready file goes (the
 	 * supervisor also ignores a stale one). */
-	if (((struct ledger_op *)arg)->mode == 1 && g.ckpt[0] && g.ready[0])
-		unlink(g.ready);
+	if (((struct ledger_op *)arg)->mode == 1 && g.ckpt[0]) {
+		if (g.ready[0])
+			unlink(g.ready);
+		_drop_restore_claims();
+	}
 	rc = rs_manifest_update(g.ledger_dir, _ledger_cb, arg, err);
 	if (!rc && !g.ckpt[0]) {
 		char m[PATH_MAX + 32];

@@ -87,6 +87,8 @@ def test_tutorial_job_checkpoints_on_usr1_and_restores(cluster, plugstack, userd
     # Restored files are copies: the checkpoint did not change under the job.
     with open(latest) as f:
         assert f.read() == saved
+    # The restore claim of attempt 2 went with the attempt.
+    assert not [f for f in os.listdir(gdir) if f.startswith(".restored-")]
 
 
 def test_signal_via_time_limit_warning(cluster, plugstack, userdir):
@@ -222,3 +224,4 @@ for i in $(seq 1 120); do sleep 0.5; done'
     for k in range(3):
         assert ("n%d attempt=2 restored=%s/gen-000001 has=node=n%d attempt=1"
                 % (k + 1, ck, k + 1)) in out, out
+    assert not [f for f in os.listdir(ck) if f.startswith(".restored-")]
