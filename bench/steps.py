@@ -18,6 +18,7 @@ steps at the start of every block) so drift of a shared machine cancels:
   e  (diagnostic) an empty SPANK plugin instead of resilience.so
   f  (diagnostic) the same empty plugin linked to libcurl and json-c
   j  (diagnostic) the same empty plugin linked to json-c only
+  k  (diagnostic) the empty plugin registering one option, as ours does
   g  (diagnostic) resilience.so loaded by slurmstepd only (srun gets a
      slurm.conf whose PlugStackConfig is an empty file)
   h  (diagnostic) resilience.so loaded by srun only
@@ -159,6 +160,21 @@ const unsigned int plugin_version = SLURM_VERSION_NUMBER;
 int slurm_spank_init(spank_t sp, int ac, char **av)
 { (void)sp; (void)ac; (void)av; return 0; }
 '''
+# (k): the empty plugin registering one option, as resilience.so does:
+# what Slurm charges for an option, whatever the plugin does with it.
+OPTION_C = EMPTY_C.replace("int slurm_spank_init(spank_t sp, int ac, char **av)\n"
+                           "{ (void)sp; (void)ac; (void)av; return 0; }", r'''
+static int cb(int v, const char *a, int r) { (void)v; (void)a; (void)r; return 0; }
+static struct spank_option opt = { "bench-option", "X", "bench", 1, 0, cb };
+int slurm_spank_init(spank_t sp, int ac, char **av)
+{
+	(void)ac; (void)av;
+	if (spank_context() == S_CTX_LOCAL || spank_context() == S_CTX_ALLOCATOR ||
+	    spank_context() == S_CTX_REMOTE)
+		spank_option_register(sp, &opt);
+	return 0;
+}
+''')
 EMPTY = {}
 
 
@@ -166,12 +182,15 @@ def build_empty(c):
     src = os.path.join(c.dir, "empty.c")
     with open(src, "w") as f:
         f.write(EMPTY_C)
+    with open(os.path.join(c.dir, "option.c"), "w") as f:
+        f.write(OPTION_C)
     for name, libs in (("e", []), ("f", ["-Wl,--no-as-needed", "-lcurl",
                                          "-ljson-c"]),
-                       ("j", ["-Wl,--no-as-needed", "-ljson-c"])):
+                       ("j", ["-Wl,--no-as-needed", "-ljson-c"]), ("k", [])):
         so = os.path.join(c.dir, "empty-%s.so" % name)
-        subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", so, src] + libs,
-                       check=True, timeout=120)
+        subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", so,
+                        os.path.join(c.dir, "option.c") if name == "k" else src]
+                       + libs, check=True, timeout=120)
         EMPTY[name] = so
 
 
@@ -386,7 +405,7 @@ def ms(x):
 
 
 def main():
-    names = ["a", "b", "d", "c", "i", "e", "f", "j", "g", "h"]
+    names = ["a", "b", "d", "c", "i", "e", "f", "j", "k", "g", "h"]
     if os.environ.get("CONFIGS"):
         want = set(os.environ["CONFIGS"].split(",")) | {"a"}
         names = [n for n in names if n in want]
@@ -399,6 +418,7 @@ def main():
         "e": "(e) an empty SPANK plugin instead",
         "f": "(f) an empty SPANK plugin linked to libcurl, json-c",
         "j": "(j) an empty SPANK plugin linked to json-c",
+        "k": "(k) an empty SPANK plugin registering an option",
         "g": "(g) resilience.so loaded by slurmstepd only",
         "h": "(h) resilience.so loaded by srun only",
     }
