@@ -1072,17 +1072,17 @@ static int _launch_argv(spank_t sp, pid_t adopt, char **argv, int *argc,
 	l.ckpt = g.ckpt;
 	l.scratch = g.scratch;
 	l.ready = g.ready;
-	/* The status pipe goes to the saver only: it is close-on-exec
-	 * everywhere else, so the application never holds it. */
-	if (l.saver && g.st_pipe[1] > 2 &&
-	    fcntl(g.st_pipe[1], F_SETFD, 0) == 0)
-		l.status_fd = g.st_pipe[1];
 	l.job = g.job_str;
 	l.node = node ? node : "unknown";
 	l.attempt = g.restart_count + 1;
 	l.part = nodeid;
 	l.nparts = nnodes ? nnodes : 1;
 	l.saver = local == 0 && _step_saves();
+	/* The status pipe goes to the saver only: it is close-on-exec
+	 * everywhere else, so the application never holds it. */
+	if (l.saver && g.st_pipe[1] > 2 &&
+	    fcntl(g.st_pipe[1], F_SETFD, 0) == 0)
+		l.status_fd = g.st_pipe[1];
 	l.end_time = (double)g.end_time;
 	l.lead = rs_spec_effective_lead(&g.spec, g.time_limit);
 	l.end_time_file = g.endfile[0] ? g.endfile : NULL;

@@ -89,6 +89,12 @@ def test_tutorial_job_checkpoints_on_usr1_and_restores(cluster, plugstack, userd
         assert f.read() == saved
     # The restore claim of attempt 2 went with the attempt.
     assert not [f for f in os.listdir(gdir) if f.startswith(".restored-")]
+    # The saver's status line reached slurmd's log (through the status
+    # pipe) when attempt 1's batch step ended.
+    log = cluster.slurmd_log(cluster.job(j)["BatchHost"])
+    assert ("resilience: job %d: checkpoint gen-000001 (signal, part 1/1, "
+            "published) saved:" % j) in log, \
+        [line for line in log.splitlines() if "resilience" in line]
 
 
 def test_signal_via_time_limit_warning(cluster, plugstack, userdir):

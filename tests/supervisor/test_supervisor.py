@@ -717,3 +717,24 @@ def test_rss_small(tmp_path, job, mode):
     p.wait()
     measure(f"supervisor VmRSS ({mode} mode, saver): {idle} KiB idle, {after} KiB after a save")
     assert idle <= 2048 and after <= 2048, (idle, after)
+
+
+# ---------------------------------------------------------- status pipe ---
+
+def test_status_fd_gets_the_lines_and_the_app_never_holds_it(tmp_path):
+    """The plugin hands the saver the write end of a pipe (--status-fd) and
+    drains it when the task ends: the lines must arrive whole, and the
+    application must not inherit the fd (a reader would never see EOF)."""
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    app = ["bash", "-c", f"[ -e /proc/$$/fd/{w} ] && echo holds || echo free; exit 3"]
+    p = subprocess.run([SUP, *FWD, "--status-fd", str(w), "--", *app],
+                       pass_fds=(w,), capture_output=True, timeout=30)
+    os.close(w)
+    os.set_blocking(r, False)
+    data = os.read(r, 65536).decode()
+    os.close(r)
+    assert p.returncode == 3, p.stderr
+    assert p.stdout.decode() == "free\n"
+    lines = data.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rs1 exit ") and "code=3" in lines[0], data
