@@ -396,19 +396,30 @@ static int _load_jsonc(rs_err_t *err)
 			  RS_JSONC_SONAME, dlerror());
 }
 
-/* Ask slurmctld about the job (one RPC, bounded by MessageTimeout). */
+/* The job's record from slurmctld (one RPC, bounded by Slurm's
+ * MessageTimeout), or NULL (then *msg is NULL too); the caller frees *msg
+ * with slurm_free_job_info_msg. */
+static slurm_job_info_t *_load_job(job_info_msg_t **msg)
+{
+	*msg = NULL;
+	if (slurm_load_job(msg, g.job_id, SHOW_ALL) || !*msg ||
+	    !(*msg)->record_count) {
+		if (*msg)
+			slurm_free_job_info_msg(*msg);
+		*msg = NULL;
+		return NULL;
+	}
+	return &(*msg)->job_array[0];
+}
+
+/* Ask slurmctld about the job. */
 static int _facts_from_slurmctld(void)
 {
-	job_info_msg_t *msg = NULL;
-	slurm_job_info_t *j;
+	job_info_msg_t *msg;
+	slurm_job_info_t *j = _load_job(&msg);
 
-	if (slurm_load_job(&msg, g.job_id, SHOW_ALL) || !msg ||
-	    !msg->record_count) {
-		if (msg)
-			slurm_free_job_info_msg(msg);
+	if (!j)
 		return -1;
-	}
-	j = &msg->job_array[0];
 	g.restart_count = j->restart_cnt;
 	g.end_time = j->end_time;
 	g.job_nnodes = j->num_nodes;
@@ -841,7 +852,8 @@ static void _spawn_end_poller(void)
 	}
 	for (;;) {
 		struct pollfd pfd = { life[0], POLLIN, 0 };
-		job_info_msg_t *msg = NULL;
+		job_info_msg_t *msg;
+		slurm_job_info_t *j;
 		int over = 1;
 
 		if (!now) {
@@ -851,10 +863,7 @@ static void _spawn_end_poller(void)
 				_exit(0); /* the step is over */
 		}
 		now = 0;
-		if (!slurm_load_job(&msg, g.job_id, SHOW_ALL) && msg &&
-		    msg->record_count) {
-			slurm_job_info_t *j = &msg->job_array[0];
-
+		if ((j = _load_job(&msg))) {
 			over = (j->job_state & JOB_STATE_BASE) != JOB_RUNNING ||
 			       j->restart_cnt != restarts;
 			if (!over && j->end_time)
@@ -1195,17 +1204,12 @@ RS_EXPORT int slurm_spank_task_init(spank_t sp, int ac, char **av)
 static int _job_facts(rs_attempt_end_t *end, int *requeue_allowed,
 		      int *batch, rs_event_t *ev)
 {
-	job_info_msg_t *msg = NULL;
-	slurm_job_info_t *j;
+	job_info_msg_t *msg;
+	slurm_job_info_t *j = _load_job(&msg);
 	uint32_t st;
 
-	if (slurm_load_job(&msg, g.job_id, SHOW_ALL) || !msg ||
-	    !msg->record_count) {
-		if (msg)
-			slurm_free_job_info_msg(msg);
+	if (!j)
 		return -1;
-	}
-	j = &msg->job_array[0];
 	st = j->job_state;
 	/* scontrol requeue (or preemption in REQUEUE mode) leaves the job
 	 * pending, or completing with the requeue flag, before we see it. */
@@ -1290,12 +1294,10 @@ static void _set_admin_comment(const char *text)
  * be newer than the revoked one. */
 static time_t _slurm_begin_time(void)
 {
-	job_info_msg_t *msg = NULL;
-	time_t t = 0;
+	job_info_msg_t *msg;
+	slurm_job_info_t *j = _load_job(&msg);
+	time_t t = j ? j->start_time : 0;
 
-	if (!slurm_load_job(&msg, g.job_id, SHOW_ALL) && msg &&
-	    msg->record_count)
-		t = msg->job_array[0].start_time;
 	if (msg)
 		slurm_free_job_info_msg(msg);
 	return t;
