@@ -6,6 +6,7 @@ Run as root on Debian 12 (make demo installs what is missing first).
 Takes about two minutes: the job hits a real one-minute time limit.
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -110,7 +111,10 @@ def main():
                       "restored_from_generation FROM slurm_resilience.events FINAL "
                       "WHERE job_id=%d ORDER BY attempt FORMAT PrettyCompactMonoBlock" % j)
         say("metrics: one row per attempt in ClickHouse")
-        show("SELECT ... FROM slurm_resilience.events", rows)
+        # Pretty formats embolden the header with terminal escapes (the
+        # NoEscapes variants are newer than Debian's ClickHouse 18.16).
+        show("SELECT ... FROM slurm_resilience.events",
+             re.sub(r"\x1b\[[0-9;]*m", "", rows))
         say("done: checkpoint, time limit, requeue, restore and metrics, without a "
             "line of shell plumbing in the job")
     finally:
