@@ -72,18 +72,16 @@ static struct {
 	char ckpt[PATH_MAX];        /* expanded paths */
 	char scratch[PATH_MAX];
 	char ledger_dir[PATH_MAX];  /* where the attempt history lives, or "" */
-	uint32_t job_id, step_id, restart_count;
+	uint32_t job_id, step_id;
 	uid_t uid;
 	gid_t gid;
 	char job_str[32];           /* job id as the ledger keys it */
 	rs_ledger_sum_t sum;        /* what the ledger said at attempt start */
 	int have_sum;
 	time_t start;
-	time_t end_time;            /* when Slurm ends this attempt, 0 = ? */
-	uint32_t job_nnodes;        /* nodes of the job (not of the step) */
-	int job_batch;              /* the job has a batch script */
-	char cluster[64];           /* ClusterName, for private file names */
-	uint32_t time_limit;        /* seconds, 0 = none/unknown */
+	rs_facts_t f;               /* the job's facts (facts.h): restart
+				     * count, end time, nodes, batch, limit,
+				     * ClusterName (private file names) */
 	int facts_fresh;            /* this step asked slurmctld (not the
 				     * node's facts file) */
 	char ready[PATH_MAX];       /* RESILIENCE_CKPT_READY */
@@ -420,13 +418,13 @@ static int _facts_from_slurmctld(void)
 
 	if (!j)
 		return -1;
-	g.restart_count = j->restart_cnt;
-	g.end_time = j->end_time;
-	g.job_nnodes = j->num_nodes;
-	g.job_batch = j->batch_flag != 0;
+	g.f.restart_count = j->restart_cnt;
+	g.f.end_time = j->end_time;
+	g.f.nnodes = j->num_nodes;
+	g.f.batch = j->batch_flag != 0;
 	if (j->time_limit != INFINITE && j->time_limit != NO_VAL)
-		g.time_limit = j->time_limit * 60;
-	snprintf(g.cluster, sizeof(g.cluster), "%s", j->cluster ? j->cluster : "");
+		g.f.time_limit = j->time_limit * 60;
+	snprintf(g.f.cluster, sizeof(g.f.cluster), "%s", j->cluster ? j->cluster : "");
 	slurm_free_job_info_msg(msg);
 	return 0;
 }
@@ -435,18 +433,10 @@ static int _facts_from_slurmctld(void)
  * node.  Best effort: without the file, each step asks slurmctld. */
 static void _facts_store(void)
 {
-	rs_facts_t f;
 	rs_err_t err;
 
-	memset(&f, 0, sizeof(f));
-	f.uid = g.uid;
-	f.restart_count = g.restart_count;
-	f.nnodes = g.job_nnodes;
-	f.batch = g.job_batch;
-	f.end_time = g.end_time;
-	f.time_limit = g.time_limit;
-	snprintf(f.cluster, sizeof(f.cluster), "%s", g.cluster);
-	if (rs_facts_store(RS_RUNDIR, g.job_id, &f, time(NULL), &err))
+	g.f.uid = g.uid;
+	if (rs_facts_store(RS_RUNDIR, g.job_id, &g.f, time(NULL), &err))
 		slurm_debug("resilience: job %u: %s", g.job_id, err.msg);
 }
 
@@ -460,7 +450,7 @@ static void _facts_store(void)
  */
 static int _facts_from_node(spank_t sp)
 {
-	char v[32], cluster[sizeof(g.cluster)], path[PATH_MAX];
+	char v[32], cluster[sizeof(g.f.cluster)], path[PATH_MAX];
 	uint32_t restart = 0;
 	rs_facts_t f;
 
@@ -474,12 +464,7 @@ static int _facts_from_node(spank_t sp)
 	    rs_facts_load(path, 0, g.uid, restart, time(NULL), &f, NULL) ||
 	    strcmp(f.cluster, cluster))
 		return -1;
-	g.restart_count = f.restart_count;
-	g.end_time = f.end_time;
-	g.job_nnodes = f.nnodes;
-	g.job_batch = f.batch;
-	g.time_limit = f.time_limit;
-	snprintf(g.cluster, sizeof(g.cluster), "%s", f.cluster);
+	g.f = f;
 	return 0;
 }
 
@@ -556,8 +541,8 @@ RS_EXPORT int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 				    "state: %s", g.job_id,
 				    slurm_strerror(errno));
 			if (spank_get_item(sp, S_SLURM_RESTART_COUNT,
-					   &g.restart_count) != ESPANK_SUCCESS)
-				g.restart_count = 0;
+					   &g.f.restart_count) != ESPANK_SUCCESS)
+				g.f.restart_count = 0;
 		}
 	}
 	snprintf(g.job_str, sizeof(g.job_str), "%u", g.job_id);
@@ -608,7 +593,7 @@ struct ledger_op {
 static int _ledger_cb(json_object *root, void *arg, rs_err_t *err)
 {
 	struct ledger_op *op = arg;
-	unsigned attempt = g.restart_count + 1;
+	unsigned attempt = g.f.restart_count + 1;
 
 	if (op->mode == 1)
 		return rs_ledger_end(root, g.job_str, attempt, op->fin, err);
@@ -644,7 +629,7 @@ static void _drop_restore_claims(void)
 			continue;
 		a = strtoul(e->d_name + n, &end, 10);
 		if (end != e->d_name + n && !strncmp(end, "-n", 2) &&
-		    a <= g.restart_count + 1)
+		    a <= g.f.restart_count + 1)
 			unlinkat(dirfd(d), e->d_name, 0);
 	}
 	closedir(d);
@@ -715,7 +700,7 @@ static unsigned _retry_budget(void)
  * requeue counted as a retry. */
 static unsigned _retries_used(void)
 {
-	return g.have_sum ? g.sum.retries_used : g.restart_count;
+	return g.have_sum ? g.sum.retries_used : g.f.restart_count;
 }
 
 /* ------------------------------------------- checkpoints in the job --- */
@@ -730,8 +715,8 @@ static unsigned _retries_used(void)
 static int _step_saves(void)
 {
 	if (g.step_id == RS_BATCH_STEP)
-		return g.job_nnodes <= 1;
-	return !(g.job_batch && g.job_nnodes <= 1);
+		return g.f.nnodes <= 1;
+	return !(g.f.batch && g.f.nnodes <= 1);
 }
 
 /* Names of the ready and end-time files, in the user's private folder
@@ -745,9 +730,9 @@ static void _private_names(void)
 	 * batch script or in an srun step, whichever step's supervisor
 	 * saves this node's part. */
 	snprintf(g.ready, sizeof(g.ready), "%s/%.60s.%u.ready", dir,
-		 g.cluster, g.job_id);
+		 g.f.cluster, g.job_id);
 	snprintf(g.endfile, sizeof(g.endfile), "%s/%.60s.%u.end", dir,
-		 g.cluster, g.job_id);
+		 g.f.cluster, g.job_id);
 }
 
 /* Create (or check) the private folder: the user's, 0700. */
@@ -817,7 +802,7 @@ static void _spawn_end_poller(void)
 {
 	const char *e = getenv("RS_END_POLL_SECONDS");
 	unsigned every = e && atoi(e) > 0 ? (unsigned)atoi(e) : 30;
-	uint32_t restarts = g.restart_count;
+	uint32_t restarts = g.f.restart_count;
 	int life[2], now;
 	pid_t pid;
 
@@ -904,8 +889,8 @@ static int _prepare_child(void *arg, int out_fd, rs_err_t *err)
 	}
 	/* Only what slurmctld just said: a kept copy may be older than what
 	 * the end-time poller has written since. */
-	if (g.end_time && g.facts_fresh)
-		_write_end_file(g.end_time);
+	if (g.f.end_time && g.facts_fresh)
+		_write_end_file(g.f.end_time);
 	return 0;
 }
 
@@ -966,7 +951,7 @@ static void _restore(spank_t sp)
 	spank_get_item(sp, S_JOB_NODEID, &nodeid);
 	op.part = nodeid;
 	snprintf(op.claim, sizeof(op.claim), "%s/.restored-%s-a%u-n%u",
-		 g.ckpt, g.job_str, g.restart_count + 1, nodeid);
+		 g.ckpt, g.job_str, g.f.restart_count + 1, nodeid);
 	if (rs_privsep_run(g.uid, g.gid, RS_FILE_TIMEOUT_MS * 6, _restore_child,
 			   &op, out, sizeof(out), &n, &err)) {
 		slurm_error("resilience: job %u: restore from %s into %s "
@@ -1033,7 +1018,7 @@ RS_EXPORT int slurm_spank_user_init(spank_t sp, int ac, char **av)
 	}
 	if (rs_spec_format(&g.spec, norm, sizeof(norm)) == 0)
 		spank_setenv(sp, "RESILIENCE_SPEC", norm, 1);
-	snprintf(attempt, sizeof(attempt), "%u", g.restart_count + 1);
+	snprintf(attempt, sizeof(attempt), "%u", g.f.restart_count + 1);
 	spank_setenv(sp, "RESILIENCE_ATTEMPT", attempt, 1);
 	{
 		unsigned used = _retries_used(), budget = _retry_budget();
@@ -1046,12 +1031,12 @@ RS_EXPORT int slurm_spank_user_init(spank_t sp, int ac, char **av)
 		spank_setenv(sp, "RESILIENCE_CKPT_DIR", g.ckpt, 1);
 		spank_setenv(sp, "RESILIENCE_SCRATCH", g.scratch, 1);
 		spank_setenv(sp, "RESILIENCE_CKPT_READY", g.ready, 1);
-		if (g.spec.restore && g.restart_count > 0)
+		if (g.spec.restore && g.f.restart_count > 0)
 			_restore(sp);
 		_find_helper("resilience-supervisor", RS_LIBEXECDIR,
 			     g.supervisor, sizeof(g.supervisor));
-		if (g.end_time && _step_saves() &&
-		    rs_spec_effective_lead(&g.spec, g.time_limit))
+		if (g.f.end_time && _step_saves() &&
+		    rs_spec_effective_lead(&g.spec, g.f.time_limit))
 			_spawn_end_poller();
 		if (!g.supervisor[0]) {
 			g.failed = 1;
@@ -1083,7 +1068,7 @@ static int _launch_argv(spank_t sp, pid_t adopt, char **argv, int *argc,
 	l.ready = g.ready;
 	l.job = g.job_str;
 	l.node = node ? node : "unknown";
-	l.attempt = g.restart_count + 1;
+	l.attempt = g.f.restart_count + 1;
 	l.part = nodeid;
 	l.nparts = nnodes ? nnodes : 1;
 	l.saver = local == 0 && _step_saves();
@@ -1092,8 +1077,8 @@ static int _launch_argv(spank_t sp, pid_t adopt, char **argv, int *argc,
 	if (l.saver && g.st_pipe[1] > 2 &&
 	    fcntl(g.st_pipe[1], F_SETFD, 0) == 0)
 		l.status_fd = g.st_pipe[1];
-	l.end_time = (double)g.end_time;
-	l.lead = rs_spec_effective_lead(&g.spec, g.time_limit);
+	l.end_time = (double)g.f.end_time;
+	l.lead = rs_spec_effective_lead(&g.spec, g.f.time_limit);
 	l.end_time_file = g.endfile[0] ? g.endfile : NULL;
 	l.adopt = adopt;
 	return rs_launch_argv(&l, argv, argc, buf, len);
@@ -1253,8 +1238,8 @@ static void _submit_metrics(rs_event_t *ev, rs_outcome_t o, int exit_code,
 	rs_energy_sample_t e1;
 	rs_err_t err;
 
-	ev->attempt = g.restart_count + 1;
-	ev->restart_count = g.restart_count;
+	ev->attempt = g.f.restart_count + 1;
+	ev->restart_count = g.f.restart_count;
 	ev->outcome = o;
 	ev->exit_code = exit_code;
 	ev->signal = sig;
@@ -1460,7 +1445,7 @@ RS_EXPORT int slurm_spank_task_exit(spank_t sp, int ac, char **av)
 	in.outcome = o;
 	in.exit_code = exit_code;
 	in.retries_used = _retries_used();
-	in.requeues = g.restart_count;
+	in.requeues = g.f.restart_count;
 	in.requeue_allowed = requeue_allowed;
 	in.batch = batch;
 	/* Checkpoints taken during this attempt: re-read, the supervisor
@@ -1481,15 +1466,15 @@ RS_EXPORT int slurm_spank_task_exit(spank_t sp, int ac, char **av)
 	fin.checkpoints = g.sum.all_checkpoints;
 	if (g.ledger_dir[0] && _ledger_update(&op, &err))
 		slurm_error("resilience: job %u: cannot record attempt %u in "
-			    "%s: %s", g.job_id, g.restart_count + 1,
+			    "%s: %s", g.job_id, g.f.restart_count + 1,
 			    g.ledger_dir, err.msg);
 
 	allowed = _retry_budget() + 1 +
 		  (g.have_sum ? g.sum.continuations : 0) +
 		  (d.action == RS_ACTION_CONTINUED);
-	if (allowed < g.restart_count + 1)
-		allowed = g.restart_count + 1;
-	rs_requeue_summary(g.restart_count + 1, allowed, o, exit_code, sig,
+	if (allowed < g.f.restart_count + 1)
+		allowed = g.f.restart_count + 1;
+	rs_requeue_summary(g.f.restart_count + 1, allowed, o, exit_code, sig,
 			   &d, line, sizeof(line));
 	slurm_info("%s (%s)", line, d.why);
 	/* Requeue first: a job that hit its time limit is already "finished"
