@@ -108,33 +108,44 @@ static int _trusted(const struct stat *st, uid_t owner)
 	return st->st_uid == owner && !(st->st_mode & 022);
 }
 
+/* A facts file's text (NUL-terminated, no symlink followed) and its
+ * stat.  0 / -errno. */
+static int _read_facts_file(const char *path, char *buf, size_t len,
+			    struct stat *st)
+{
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), e;
+
+	if (fd < 0)
+		return -errno;
+	n = fstat(fd, st) < 0 ? -1 : read(fd, buf, len - 1);
+	e = errno;
+	close(fd);
+	if (n < 0)
+		return -e;
+	buf[n] = '\0';
+	return 0;
+}
+
 int rs_facts_load(const char *path, uid_t owner, uid_t uid, uint32_t restart,
 		  time_t now, rs_facts_t *f, rs_err_t *err)
 {
 	char buf[512], dir[4096], *slash;
 	struct stat st;
-	ssize_t n;
-	int fd, rc;
+	int rc;
 
 	snprintf(dir, sizeof(dir), "%s", path);
 	slash = strrchr(dir, '/');
 	if (slash)
 		*(slash == dir ? slash + 1 : slash) = '\0';
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? -ENOENT
-		       : rs_err_set(err, errno, "%s: %s", path, strerror(errno));
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || !_trusted(&st, owner) ||
-	    stat(slash ? dir : ".", &st) < 0 || !_trusted(&st, owner)) {
-		close(fd);
+	rc = _read_facts_file(path, buf, sizeof(buf), &st);
+	if (rc)
+		return rc == -ENOENT ? -ENOENT
+		       : rs_err_set(err, -rc, "%s: %s", path, strerror(-rc));
+	if (!S_ISREG(st.st_mode) || !_trusted(&st, owner) ||
+	    stat(slash ? dir : ".", &st) < 0 || !_trusted(&st, owner))
 		return rs_err_set(err, EPERM, "%s: not a file of uid %u in a folder "
 				  "only it can write", path, (unsigned)owner);
-	}
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n < 0)
-		return rs_err_set(err, errno, "%s: %s", path, strerror(errno));
-	buf[n] = '\0';
 	rc = rs_facts_parse(buf, f, err);
 	if (rc)
 		return rc;
@@ -157,21 +168,13 @@ static void _sweep(const char *dir, time_t now)
 		char path[4096], buf[512];
 		rs_facts_t f;
 		struct stat st;
-		ssize_t n;
-		int fd, old;
+		int old;
 
 		if (l < 7 || strcmp(e->d_name + l - 6, ".facts") ||
 		    snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >=
-		    (int)sizeof(path))
+		    (int)sizeof(path) ||
+		    _read_facts_file(path, buf, sizeof(buf), &st))
 			continue;
-		fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		n = fstat(fd, &st) ? -1 : read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (n < 0)
-			continue;
-		buf[n] = '\0';
 		if (rs_facts_parse(buf, &f, NULL))
 			old = st.st_mtime + RS_FACTS_MAX_AGE < now;
 		else if (f.end_time)
