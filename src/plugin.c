@@ -492,10 +492,6 @@ RS_EXPORT int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 	if (g.spec.off)
 		return 0;
 	g.active = 1;
-	if (!g.failed && _load_jsonc(&err)) {
-		g.failed = 1;
-		g.fail_err = err;
-	}
 	if (g.failed) {
 		slurm_error("resilience: --resilience unusable on this node: %s",
 			    g.fail_err.msg);
@@ -512,6 +508,12 @@ RS_EXPORT int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 	spank_get_item(sp, S_JOB_STEPID, &g.step_id);
 	if (g.step_id == RS_EXTERN_STEP) {
 		g.active = 0;
+		return 0;
+	}
+	if (_load_jsonc(&err)) {
+		g.failed = 1;
+		g.fail_err = err;
+		slurm_error("resilience: job %u: %s", g.job_id, err.msg);
 		return 0;
 	}
 	spank_get_item(sp, S_JOB_UID, &g.uid);
