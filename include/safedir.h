@@ -1,0 +1,49 @@
+/*
+ * safedir.h - the one way the project opens a folder on a user path
+ * (scratch, the checkpoint folder, the private folder, state_dir).
+ *
+ * The path is walked one component at a time from "/" with openat(), so a
+ * folder that is renamed or swapped for a symlink while we look cannot
+ * send us elsewhere; the final folder is checked after it is opened
+ * (fstat on the descriptor), and the caller then works relative to the
+ * descriptor only (openat, fstatat, unlinkat, fchmod ...), or through
+ * rs_safedir_fd_path() where a path-based API must be used.
+ *
+ * Rules (docs/security.md):
+ *  - the path is absolute and has no "." or ".." component (-EINVAL);
+ *  - the final component is a real folder, never a symlink (-ELOOP), owned
+ *    by `owner` and not writable by group or others (-EPERM), with a
+ *    message that names the folder, its owner and mode, and what to do;
+ *  - an intermediate folder writable by others must have the sticky bit
+ *    (/tmp); a symlink on the way is followed only if root or `owner`
+ *    owns it;
+ *  - RS_SAFEDIR_STRICT (root's own folders, e.g. state_dir): every
+ *    component is owned by root or `owner` and writable by nobody else,
+ *    no symlink anywhere;
+ *  - RS_SAFEDIR_CREATE: missing components are created 0700 with the
+ *    caller's privileges (mkdirat; the final one is then fchmod 0700).
+ *
+ * Return convention: a descriptor (>= 0, O_RDONLY|O_DIRECTORY|O_CLOEXEC)
+ * or -errno with err filled.
+ */
+#ifndef RS_SAFEDIR_H
+#define RS_SAFEDIR_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "err.h"
+
+#define RS_SAFEDIR_CREATE 0x1
+#define RS_SAFEDIR_STRICT 0x2
+
+/* `what` names the folder's role in messages ("scratch", "checkpoint
+ * folder", "state_dir"); may be NULL. */
+int rs_safedir_open(const char *path, uid_t owner, int flags,
+		    const char *what, rs_err_t *err);
+
+/* "/proc/self/fd/N" for an open descriptor: a path that resolves to the
+ * very folder that was checked, for code that takes a path.  0/-ENOSPC. */
+int rs_safedir_fd_path(int fd, char *buf, size_t len);
+
+#endif
