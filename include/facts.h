@@ -8,8 +8,9 @@
  * The file is written by slurmstepd as root into a folder only root can
  * write (RS_RUN_DIR, default /run/slurm-resilience, a tmpfs emptied at
  * boot); it is trusted only if it is root's, not writable by anyone else,
- * and matches the job's uid and attempt.  Files of jobs that have ended
- * are swept by the next writer.  Return convention: 0 / -errno.
+ * and matches the job's uid and attempt.  A job's files are removed when
+ * it ends on the node (rundir.h); rs_facts_sweep removes what a crash
+ * left.  Return convention: 0 / -errno.
  */
 #ifndef RS_FACTS_H
 #define RS_FACTS_H
@@ -46,11 +47,14 @@ int rs_facts_path(const char *dir, const char *cluster, uint32_t job,
 int rs_facts_load(const char *path, uid_t owner, uid_t uid, uint32_t restart,
 		  time_t now, rs_facts_t *f, rs_err_t *err);
 
-/* Write f for job into dir (created 0700 if missing): temp file + rename,
- * so a reader sees a whole file or none.  Before that, removes the files
- * of attempts that ended more than an hour before now (at most once per
- * call; files without an end time after 30 days). */
+/* Write f for job into dir (created 0700 if missing; rundir.h makes it
+ * 0711): temp file + rename, so a reader sees a whole file or none. */
 int rs_facts_store(const char *dir, uint32_t job, const rs_facts_t *f,
-		   time_t now, rs_err_t *err);
+		   rs_err_t *err);
+
+/* Remove the files of attempts that ended more than an hour before now,
+ * and files without an end time (no time limit) or unreadable ones older
+ * than a day.  Returns the number removed, or -errno. */
+int rs_facts_sweep(const char *dir, time_t now);
 
 #endif

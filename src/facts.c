@@ -14,8 +14,9 @@
 /* A file is kept this long after its attempt's end (a step can start a
  * little after the end Slurm announced, e.g. during KillWait). */
 #define RS_FACTS_SLACK 3600
-/* Files without an end time (no time limit) are swept after this. */
-#define RS_FACTS_MAX_AGE (30 * 86400)
+/* Files without an end time (no time limit) are swept after this: a
+ * later step of such a job then asks slurmctld once more. */
+#define RS_FACTS_MAX_AGE 86400
 
 int rs_facts_format(const rs_facts_t *f, char *buf, size_t len)
 {
@@ -155,14 +156,14 @@ int rs_facts_load(const char *path, uid_t owner, uid_t uid, uint32_t restart,
 	return 0;
 }
 
-/* Remove the files of attempts long over. */
-static void _sweep(const char *dir, time_t now)
+int rs_facts_sweep(const char *dir, time_t now)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
+	int removed = 0;
 
 	if (!d)
-		return;
+		return -errno;
 	while ((e = readdir(d))) {
 		size_t l = strlen(e->d_name);
 		char path[4096], buf[512];
@@ -181,14 +182,15 @@ static void _sweep(const char *dir, time_t now)
 			old = f.end_time + RS_FACTS_SLACK < now;
 		else
 			old = st.st_mtime + RS_FACTS_MAX_AGE < now;
-		if (old)
-			unlink(path);
+		if (old && unlink(path) == 0)
+			removed++;
 	}
 	closedir(d);
+	return removed;
 }
 
 int rs_facts_store(const char *dir, uint32_t job, const rs_facts_t *f,
-		   time_t now, rs_err_t *err)
+		   rs_err_t *err)
 {
 	char path[4096], tmp[4200], line[512];
 	struct stat st;
@@ -208,7 +210,6 @@ int rs_facts_store(const char *dir, uint32_t job, const rs_facts_t *f,
 				  f->cluster);
 	if (rs_facts_format(f, line, sizeof(line)))
 		return rs_err_set(err, ENOSPC, "facts: line too long");
-	_sweep(dir, now);
 	snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid());
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0)

@@ -436,7 +436,7 @@ static void _facts_store(void)
 	rs_err_t err;
 
 	g.f.uid = g.uid;
-	if (rs_facts_store(RS_RUNDIR, g.job_id, &g.f, time(NULL), &err))
+	if (rs_facts_store(RS_RUNDIR, g.job_id, &g.f, &err))
 		slurm_debug("resilience: job %u: %s", g.job_id, err.msg);
 }
 

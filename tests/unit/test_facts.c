@@ -105,7 +105,7 @@ START_TEST(test_facts_store_then_load)
 	rs_err_t e;
 	time_t now = f.end_time - 100;
 
-	ck_assert_int_eq(rs_facts_store(dir, 77, &f, now, &e), 0);
+	ck_assert_int_eq(rs_facts_store(dir, 77, &f, &e), 0);
 	ck_assert_int_eq(stat(dir, &st), 0);
 	ck_assert_int_eq(st.st_mode & 0777, 0700);
 	ck_assert_int_eq(rs_facts_path(dir, f.cluster, 77, 2, p, sizeof(p)), 0);
@@ -138,7 +138,7 @@ START_TEST(test_facts_symlink_refused)
 	char p[512], q[512];
 	rs_err_t e;
 
-	ck_assert_int_eq(rs_facts_store(dir, 77, &f, 0, &e), 0);
+	ck_assert_int_eq(rs_facts_store(dir, 77, &f, &e), 0);
 	ck_assert_int_eq(rs_facts_path(dir, f.cluster, 77, 2, p, sizeof(p)), 0);
 	ck_assert_int_eq(rs_facts_path(dir, f.cluster, 99, 2, q, sizeof(q)), 0);
 	ck_assert_int_eq(symlink(p, q), 0);
@@ -146,7 +146,7 @@ START_TEST(test_facts_symlink_refused)
 }
 END_TEST
 
-START_TEST(test_facts_store_sweeps_ended_attempts)
+START_TEST(test_facts_sweep_removes_ended_attempts)
 {
 	rs_facts_t f = _sample(), old = _sample(), open_ended = _sample();
 	char p[512];
@@ -159,9 +159,9 @@ START_TEST(test_facts_store_sweeps_ended_attempts)
 	old.restart_count = 1;
 	open_ended.end_time = 0;             /* no limit: kept (young) */
 	open_ended.restart_count = 5;
-	ck_assert_int_eq(rs_facts_store(dir, 77, &old, now - 3 * 3600, &e), 0);
-	ck_assert_int_eq(rs_facts_store(dir, 78, &open_ended, now, &e), 0);
-	ck_assert_int_eq(rs_facts_store(dir, 79, &open_ended, now, &e), 0);
+	ck_assert_int_eq(rs_facts_store(dir, 77, &old, &e), 0);
+	ck_assert_int_eq(rs_facts_store(dir, 78, &open_ended, &e), 0);
+	ck_assert_int_eq(rs_facts_store(dir, 79, &open_ended, &e), 0);
 	ck_assert_int_eq(rs_facts_path(dir, f.cluster, 79, 5, p, sizeof(p)), 0);
 	{
 		struct timeval tv[2] = { { now - 31 * 86400, 0 },
@@ -169,7 +169,8 @@ START_TEST(test_facts_store_sweeps_ended_attempts)
 
 		ck_assert_int_eq(utimes(p, tv), 0);  /* a month old */
 	}
-	ck_assert_int_eq(rs_facts_store(dir, 77, &f, now, &e), 0);
+	ck_assert_int_eq(rs_facts_store(dir, 77, &f, &e), 0);
+	ck_assert_int_eq(rs_facts_sweep(dir, now), 2);
 	ck_assert_int_eq(access(p, F_OK), -1);
 	ck_assert_int_eq(rs_facts_path(dir, f.cluster, 77, 1, p, sizeof(p)), 0);
 	ck_assert_int_eq(access(p, F_OK), -1);
@@ -187,7 +188,7 @@ START_TEST(test_facts_store_refuses_a_shared_folder)
 
 	ck_assert_int_eq(mkdir(dir, 0777), 0);
 	ck_assert_int_eq(chmod(dir, 0777), 0);
-	ck_assert_int_eq(rs_facts_store(dir, 77, &f, 0, &e), -EPERM);
+	ck_assert_int_eq(rs_facts_store(dir, 77, &f, &e), -EPERM);
 	ck_assert_ptr_nonnull(strstr(e.msg, dir));
 }
 END_TEST
@@ -203,7 +204,7 @@ static Suite *facts_suite(void)
 	tcase_add_test(tc, test_facts_path_needs_a_plain_cluster_name);
 	tcase_add_test(tc, test_facts_store_then_load);
 	tcase_add_test(tc, test_facts_symlink_refused);
-	tcase_add_test(tc, test_facts_store_sweeps_ended_attempts);
+	tcase_add_test(tc, test_facts_sweep_removes_ended_attempts);
 	tcase_add_test(tc, test_facts_store_refuses_a_shared_folder);
 	suite_add_tcase(s, tc);
 	return s;
