@@ -96,4 +96,17 @@ int rs_requeue_summary(unsigned attempt, unsigned allowed, rs_outcome_t o,
 		       int exit_code, int sig, const rs_decision_t *d,
 		       char *buf, size_t len);
 
+/*
+ * The retries a job has used, kept where its user cannot write: at the
+ * end of AdminComment (only Slurm's operators and the plugin, as root,
+ * may set it), as " [retries_used=N]".  The ledger in the checkpoint
+ * folder is the user's and can be edited; the decision takes the larger
+ * of the two counts (docs/security.md).
+ * rs_requeue_tag_append: append the tag to buf (which holds the summary);
+ * 0 or -ENOSPC.  rs_requeue_tag_parse: the count in an AdminComment
+ * (NULL allowed); 0 and *used, or -ENOENT if there is no well-formed tag.
+ */
+int rs_requeue_tag_append(char *buf, size_t len, unsigned retries_used);
+int rs_requeue_tag_parse(const char *comment, unsigned *used);
+
 #endif

@@ -8,6 +8,7 @@
  * the attempt then hit its limit or was preempted), then retries by cause.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -237,4 +238,40 @@ int rs_requeue_summary(unsigned attempt, unsigned allowed, rs_outcome_t o,
 	n = snprintf(buf, len, "resilience: attempt %u/%u %s%s, %s", attempt,
 		     allowed, rs_outcome_name(o), detail, tail);
 	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
+}
+
+#define RS_TAG "[retries_used="
+
+int rs_requeue_tag_append(char *buf, size_t len, unsigned retries_used)
+{
+	size_t n = strlen(buf);
+	int w = snprintf(buf + n, len > n ? len - n : 0, " " RS_TAG "%u]",
+			 retries_used);
+
+	return w < 0 || n + (size_t)w >= len ? -ENOSPC : 0;
+}
+
+int rs_requeue_tag_parse(const char *comment, unsigned *used)
+{
+	const char *p, *last = NULL;
+	unsigned long v;
+	char *end;
+
+	if (!comment)
+		return -ENOENT;
+	/* The last tag counts: an operator may have kept an old one in
+	 * front of a comment of their own. */
+	for (p = strstr(comment, RS_TAG); p; p = strstr(p + 1, RS_TAG))
+		last = p;
+	if (!last)
+		return -ENOENT;
+	p = last + strlen(RS_TAG);
+	if (*p < '0' || *p > '9')
+		return -ENOENT;
+	errno = 0;
+	v = strtoul(p, &end, 10);
+	if (errno || *end != ']' || v > 1000000)
+		return -ENOENT;
+	*used = (unsigned)v;
+	return 0;
 }
