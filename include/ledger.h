@@ -13,6 +13,15 @@
  *
  * The rs_ledger_* functions on a json root are pure (no I/O).
  * Return convention: 0 / -errno with err filled.
+ *
+ * The manifest lives in a folder the job's user owns and may edit, and
+ * root reads it: nothing here trusts it.  A number that is not a JSON
+ * number, not finite (NaN, inf), or beyond +-2^53 (a negative size, a
+ * negative or huge generation) counts as absent: 0 or the field's default.
+ * No value read from the file is converted out of range or overflows
+ * arithmetic.  Strings read from it reach a summary or a table only
+ * escaped (text.h): printable ASCII, bounded.  A root that is not a JSON
+ * object has no attempts (begin and end: -EINVAL).
  */
 #ifndef RS_LEDGER_H
 #define RS_LEDGER_H
@@ -43,13 +52,23 @@ typedef struct rs_ledger_sum {
  * node_fail is in spec's requeue_on and retries remain.  Idempotent: a
  * second call for the same attempt changes nothing.  *node_fails (may be
  * NULL) gets the number of attempts closed that way.
+ *
+ * attempt == 1 starts a new history for job_id: every record with that
+ * job_id is dropped first (a ledger left by an earlier job with the same
+ * id after Slurm's job ids restarted, or by another job that used the
+ * same checkpoint folder), so a new job never inherits another job's
+ * retries or node failures.  Only an unended attempt-1 record with the
+ * same start is kept: that is this attempt, recorded by an earlier call.
+ * -EINVAL if job_id is NULL, attempt 0, or root not a JSON object.
  */
 int rs_ledger_begin(json_object *root, const char *job_id, unsigned attempt,
 		    const char *nodes, int64_t start, const rs_spec_t *spec,
 		    int64_t max_retries, unsigned *node_fails, rs_err_t *err);
 
 /* Everything the requeue policy needs about job_id, and the checkpoints
- * taken during `attempt` (from the manifest's "generations"). */
+ * taken during `attempt` (from the manifest's "generations").
+ * last_reason is escaped (printable ASCII, NUL-terminated, "..." if cut);
+ * last_seconds is finite and >= 0; last_gen is -1 or 0..2^53. */
 void rs_ledger_summarize(json_object *root, const char *job_id,
 			 unsigned attempt, rs_ledger_sum_t *sum);
 
@@ -66,11 +85,14 @@ typedef struct rs_ledger_end {
 int rs_ledger_end(json_object *root, const char *job_id, unsigned attempt,
 		  const rs_ledger_end_t *end, rs_err_t *err);
 
-/* The "attempts" array (created empty if absent).  Borrowed reference. */
+/* The "attempts" array (created empty if absent).  Borrowed reference;
+ * NULL if root is not a JSON object (or on allocation failure). */
 json_object *rs_ledger_attempts(json_object *root);
 
 /* Human table of the attempts (for `slurm-resilience status`): malloc'd,
- * caller frees.  NULL on allocation failure. */
+ * caller frees.  NULL on allocation failure.  Every string from the
+ * ledger is escaped (text.h): the table holds only printable ASCII and
+ * its newlines, whatever the file holds. */
 char *rs_ledger_table(json_object *root);
 
 #endif

@@ -19,13 +19,30 @@
  * return 0 or -errno (err is passed back to the parent). */
 typedef int (*rs_privsep_fn)(void *arg, int out_fd, rs_err_t *err);
 
+/* How long rs_privsep_run waits for a child it has SIGKILLed. */
+#define RS_PRIVSEP_REAP_MS 1000
+
 /*
  * Fork; in the child become uid/gid (supplementary groups as set with
- * rs_privsep_set_groups, else of the user's name, or just gid), call fn, exit.  The parent waits at most timeout_ms,
- * then SIGKILLs the child (-ETIMEDOUT).  Up to out_len bytes the child
- * wrote are copied to out (NUL-terminated), *out_n gets their number.
- * uid == RS_PRIVSEP_ROOT: run as root (slurmstepd may have switched its
- * effective uid to the user: the child switches it back).
+ * rs_privsep_set_groups, else of the user's name, or just gid), call fn,
+ * exit.  Up to out_len bytes the child wrote are copied to out
+ * (NUL-terminated), *out_n gets their number.  uid == RS_PRIVSEP_ROOT: run
+ * as root (slurmstepd may have switched its effective uid to the user:
+ * the child switches it back).
+ *
+ * The child keeps no descriptor of the caller's: before it switches ids,
+ * fn's out_fd becomes 3, the error pipe 4, stdin/stdout/stderr /dev/null,
+ * and every other descriptor is closed (close_range, else /proc/self/fd,
+ * else up to RLIMIT_NOFILE), so slurmstepd's log and sockets never reach
+ * code running as the user.
+ *
+ * Time bound: from the fork, the child has timeout_ms to close its pipes
+ * and exit; then it gets SIGKILL and -ETIMEDOUT is returned.  The parent
+ * never blocks in waitpid: after the SIGKILL it polls for at most
+ * RS_PRIVSEP_REAP_MS and then gives up, so a call returns within about
+ * timeout_ms + 1 s.  A child stuck in uninterruptible sleep (D state on a
+ * dead NFS or Lustre server) then stays, and once it wakes and dies stays
+ * a zombie until the caller exits or reaps it (waitpid(-1)).
  */
 int rs_privsep_run(uid_t uid, gid_t gid, int timeout_ms, rs_privsep_fn fn,
 		   void *arg, char *out, size_t out_len, size_t *out_n,

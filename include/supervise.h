@@ -289,8 +289,21 @@ typedef struct rs_supervise_status {
 int rs_supervise_status_format(const rs_supervise_status_t *s, char *buf,
 			       size_t len);
 
-/* Parse one line (trailing '\n' optional) into s.  -EINVAL with err on a
- * malformed line, unknown version, event or key. */
+/*
+ * Parse one line (trailing '\n' optional, at most RS_SUPERVISE_STATUS_MAX
+ * bytes with it) into s.  -EINVAL with err on a malformed or longer line,
+ * unknown version, event or key.
+ *
+ * The line comes from a process running as the job's user, who can write
+ * anything into it, and its fields end up in slurmd's log: so after
+ * decoding, job= and node= must be printable ASCII (0x20-0x7e) or the line
+ * is refused (-EINVAL: an identifier rewritten would name something
+ * else), and error= is kept: as it is when it is printable ASCII, else
+ * escaped whole with rs_text_escape() (it may rightly quote a file name
+ * with any byte in it; "\n" becomes "\x0a", "\" then "\\").  No field
+ * of s ever holds a byte outside 0x20-0x7e, and formatting s and parsing
+ * the line gives s back.
+ */
 int rs_supervise_status_parse(const char *line, rs_supervise_status_t *s,
 			      rs_err_t *err);
 

@@ -1,20 +1,27 @@
 /* ledger.c - the attempt history.  See ledger.h. */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "ledger.h"
+#include "text.h"
 
 json_object *rs_ledger_attempts(json_object *root)
 {
 	json_object *a = NULL;
 
+	if (!root || !json_object_is_type(root, json_type_object))
+		return NULL;
 	if (!json_object_object_get_ex(root, "attempts", &a) ||
 	    !json_object_is_type(a, json_type_array)) {
 		a = json_object_new_array();
-		json_object_object_add(root, "attempts", a);
+		if (!a || json_object_object_add(root, "attempts", a)) {
+			json_object_put(a);
+			return NULL;
+		}
 	}
 	return a;
 }
@@ -29,15 +36,67 @@ static const char *_str(json_object *o, const char *k)
 	return json_object_get_string(v);
 }
 
-static int64_t _int(json_object *o, const char *k, int64_t dflt)
+/*
+ * A number of record o, or dflt when it is absent or unusable.  The
+ * ledger is in a file the job's user may edit, and root reads it: a value
+ * that is not a number, not finite (NaN, inf), or outside [lo, hi] counts
+ * as absent.  A double is range-checked before it is converted, so no
+ * conversion is ever out of range.  Booleans are 0/1.
+ */
+static int64_t _num(json_object *o, const char *k, int64_t dflt, int64_t lo,
+		    int64_t hi)
 {
 	json_object *v;
+	int64_t n;
+
+	if (!json_object_object_get_ex(o, k, &v))
+		return dflt;
+	switch (json_object_get_type(v)) {
+	case json_type_boolean:
+		n = json_object_get_boolean(v) ? 1 : 0;
+		break;
+	case json_type_int:
+		/* json-c clamps what does not fit an int64 to its limits;
+		 * those are out of every range used here. */
+		n = json_object_get_int64(v);
+		if (n == INT64_MAX || n == INT64_MIN)
+			return dflt;
+		break;
+	case json_type_double: {
+		double d = json_object_get_double(v);
+
+		if (!isfinite(d) || d < (double)lo || d > (double)hi)
+			return dflt;
+		n = (int64_t)d;
+		break;
+	}
+	default:
+		return dflt;
+	}
+	return n < lo || n > hi ? dflt : n;
+}
+
+/* Times, counts, codes: anything a real ledger holds fits in +-2^53
+ * (exact in a double, and far from int64 overflow when subtracted). */
+#define NUM_MAX ((int64_t)1 << 53)
+
+static int64_t _int(json_object *o, const char *k, int64_t dflt)
+{
+	return _num(o, k, dflt, -NUM_MAX, NUM_MAX);
+}
+
+/* A duration in seconds from the ledger: finite, 0..NUM_MAX, else 0. */
+static double _seconds(json_object *o, const char *k)
+{
+	json_object *v;
+	double d;
 
 	if (!json_object_object_get_ex(o, k, &v) ||
-	    !(json_object_is_type(v, json_type_int) ||
-	      json_object_is_type(v, json_type_boolean)))
-		return dflt;
-	return json_object_get_int64(v);
+	    !(json_object_is_type(v, json_type_double) ||
+	      json_object_is_type(v, json_type_int)))
+		return 0;
+	d = json_object_get_double(v);
+	return isfinite(d) && d >= 0 && d <= (double)NUM_MAX ? d : 0;
 }
 
 static int _has(json_object *o, const char *k)
@@ -80,6 +139,25 @@ static unsigned _retries_used(json_object *arr, const char *job_id)
 	return used;
 }
 
+/* Attempt 1 of job_id begins: whatever the ledger holds for that job id
+ * is someone else's history (job ids restart; another job used this
+ * folder), except this very attempt recorded by an earlier call. */
+static void _drop_stale(json_object *arr, const char *job_id, int64_t start)
+{
+	size_t i = json_object_array_length(arr);
+
+	while (i-- > 0) {
+		json_object *o = json_object_array_get_idx(arr, i);
+
+		if (!_is_job(o, job_id))
+			continue;
+		if (_int(o, "attempt", 0) == 1 && !_has(o, "end") &&
+		    _int(o, "start", 0) == start)
+			continue;
+		json_object_array_del_idx(arr, i, 1);
+	}
+}
+
 int rs_ledger_begin(json_object *root, const char *job_id, unsigned attempt,
 		    const char *nodes, int64_t start, const rs_spec_t *spec,
 		    int64_t max_retries, unsigned *node_fails, rs_err_t *err)
@@ -88,11 +166,18 @@ int rs_ledger_begin(json_object *root, const char *job_id, unsigned attempt,
 	size_t i, n;
 	unsigned closed = 0, budget = spec->retries;
 
+	if (node_fails)
+		*node_fails = 0;
 	if (!job_id || !attempt)
 		return rs_err_set(err, EINVAL, "ledger: no job id or attempt");
 	if (max_retries >= 0 && budget > max_retries)
 		budget = (unsigned)max_retries;
 	arr = rs_ledger_attempts(root);
+	if (!arr)
+		return rs_err_set(err, EINVAL, "ledger: the manifest is not a "
+				  "JSON object");
+	if (attempt == 1)
+		_drop_stale(arr, job_id, start);
 	n = json_object_array_length(arr);
 	for (i = 0; i < n; i++) {
 		json_object *o = json_object_array_get_idx(arr, i);
@@ -113,8 +198,9 @@ int rs_ledger_begin(json_object *root, const char *job_id, unsigned attempt,
 		json_object_object_add(o, "action", json_object_new_string(
 			retry ? "requeued" : "continued"));
 		json_object_object_add(o, "retry", json_object_new_boolean(retry));
+		/* used may exceed budget (the site lowered max_retries). */
 		json_object_object_add(o, "retries_left", json_object_new_int64(
-			budget - used - (retry ? 1 : 0)));
+			used >= budget ? 0 : (int64_t)budget - used - (retry ? 1 : 0)));
 		json_object_object_add(o, "why", json_object_new_string(
 			"never recorded its end: requeued by Slurm after a "
 			"node failure"));
@@ -138,10 +224,12 @@ void rs_ledger_summarize(json_object *root, const char *job_id,
 			 unsigned attempt, rs_ledger_sum_t *sum)
 {
 	json_object *arr = rs_ledger_attempts(root), *gens = NULL;
-	size_t i, n = json_object_array_length(arr);
+	size_t i, n = arr ? json_object_array_length(arr) : 0;
 
 	memset(sum, 0, sizeof(*sum));
 	sum->last_gen = -1;
+	if (!arr)
+		return;
 	for (i = 0; i < n; i++) {
 		json_object *o = json_object_array_get_idx(arr, i);
 		const char *act = _str(o, "action");
@@ -167,16 +255,15 @@ void rs_ledger_summarize(json_object *root, const char *job_id,
 		sum->all_checkpoints++;
 		if (why && (!strcmp(why, "signal") || !strcmp(why, "lead")))
 			sum->checkpoints++;
-		if (_int(g, "gen", -1) > sum->last_gen) {
-			json_object *secs = NULL;
-
-			sum->last_gen = _int(g, "gen", -1);
-			sum->last_bytes = (uint64_t)_int(g, "bytes", 0);
-			snprintf(sum->last_reason, sizeof(sum->last_reason),
-				 "%s", why ? why : "");
-			sum->last_seconds =
-				json_object_object_get_ex(g, "seconds", &secs)
-					? json_object_get_double(secs) : 0;
+		if (_num(g, "gen", -1, 0, NUM_MAX) > sum->last_gen) {
+			sum->last_gen = _num(g, "gen", -1, 0, NUM_MAX);
+			sum->last_bytes = (uint64_t)_num(g, "bytes", 0, 0,
+							 INT64_MAX - 1);
+			/* The summary goes to a log line and an event:
+			 * printable, bounded. */
+			rs_text_escape_str(sum->last_reason,
+					   sizeof(sum->last_reason), why);
+			sum->last_seconds = _seconds(g, "seconds");
 		}
 	}
 }
@@ -185,9 +272,16 @@ int rs_ledger_end(json_object *root, const char *job_id, unsigned attempt,
 		  const rs_ledger_end_t *end, rs_err_t *err)
 {
 	json_object *arr = rs_ledger_attempts(root);
-	json_object *rec = _find(arr, job_id, attempt);
+	json_object *rec;
 	const rs_decision_t *d = end->decision;
 
+	if (!job_id || !attempt || !d)
+		return rs_err_set(err, EINVAL, "ledger: no job id, attempt or "
+				  "decision");
+	if (!arr)
+		return rs_err_set(err, EINVAL, "ledger: the manifest is not a "
+				  "JSON object");
+	rec = _find(arr, job_id, attempt);
 	if (!rec) {
 		rec = json_object_new_object();
 		json_object_object_add(rec, "job_id",
@@ -226,17 +320,31 @@ static void _fmt_time(int64_t t, char *buf, size_t len)
 	time_t tt = (time_t)t;
 	struct tm tm;
 
-	if (t <= 0 || !localtime_r(&tt, &tm)) {
+	/* Up to the end of year 9999: the column is 19 wide. */
+	if (t <= 0 || t > 253402300799LL || !localtime_r(&tt, &tm) ||
+	    !strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm))
 		snprintf(buf, len, "-");
-		return;
-	}
-	strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
 }
 
+/* String k of o for a terminal: escaped, bounded; dflt if absent. */
+static const char *_show(json_object *o, const char *k, const char *dflt,
+			 char *buf, size_t len)
+{
+	const char *v = _str(o, k);
+
+	return v ? rs_text_escape_str(buf, len, v) : dflt;
+}
+
+/*
+ * Everything printed comes from a file the job's user can write: strings
+ * are escaped (no terminal escape sequence or forged line reaches the
+ * reader's terminal) and cut to a column's worth, numbers are those _int()
+ * accepts.
+ */
 char *rs_ledger_table(json_object *root)
 {
 	json_object *arr = rs_ledger_attempts(root);
-	size_t i, n = json_object_array_length(arr);
+	size_t i, n = arr ? json_object_array_length(arr) : 0;
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
@@ -248,13 +356,14 @@ char *rs_ledger_table(json_object *root)
 		"ACTION", "RETRIES", "WHY");
 	for (i = 0; i < n; i++) {
 		json_object *o = json_object_array_get_idx(arr, i);
-		char start[32], detail[24] = "-", secs[16] = "-", left[16] = "-";
-		const char *outcome = _str(o, "outcome");
-		int64_t s = _int(o, "start", 0), e = _int(o, "end", 0);
+		char start[32], detail[32] = "-", secs[24] = "-", left[24] = "-";
+		char job[64], outcome[32], action[32], why[256];
+		int64_t s = _int(o, "start", 0), e = _int(o, "end", 0), d;
 
 		_fmt_time(s, start, sizeof(start));
-		if (e && s)
-			snprintf(secs, sizeof(secs), "%lld", (long long)(e - s));
+		/* Checked even though _int() bounds both to +-2^53. */
+		if (e && s && !__builtin_sub_overflow(e, s, &d))
+			snprintf(secs, sizeof(secs), "%lld", (long long)d);
 		if (_int(o, "exit_code", 0))
 			snprintf(detail, sizeof(detail), "exit=%lld",
 				 (long long)_int(o, "exit_code", 0));
@@ -265,12 +374,12 @@ char *rs_ledger_table(json_object *root)
 			snprintf(left, sizeof(left), "%lld",
 				 (long long)_int(o, "retries_left", 0));
 		fprintf(f, "%-10s %7lld %-19s %8s %-10s %-9s %5lld %-10s %7s  %s\n",
-			_str(o, "job_id") ? _str(o, "job_id") : "-",
+			_show(o, "job_id", "-", job, sizeof(job)),
 			(long long)_int(o, "attempt", 0), start, secs,
-			outcome ? outcome : "running", detail,
-			(long long)_int(o, "checkpoints", 0),
-			_str(o, "action") ? _str(o, "action") : "-", left,
-			_str(o, "why") ? _str(o, "why") : "");
+			_show(o, "outcome", "running", outcome, sizeof(outcome)),
+			detail, (long long)_int(o, "checkpoints", 0),
+			_show(o, "action", "-", action, sizeof(action)), left,
+			_show(o, "why", "", why, sizeof(why)));
 	}
 	fclose(f);
 	return buf;

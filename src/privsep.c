@@ -2,18 +2,22 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "privsep.h"
+#include "text.h"
 
 static long _now_ms(void)
 {
@@ -72,6 +76,113 @@ int rs_privsep_become(uid_t uid, gid_t gid)
 	return 0;
 }
 
+/* In the child: descriptors it keeps (see rs_privsep_run). */
+enum { OUT_FD = 3, ERR_FD = 4, FIRST_CLOSED = 5 };
+
+/* Close every descriptor >= from.  Async-signal-safe (we may be the child
+ * of a multi-threaded slurmstepd): close_range (Linux 5.9+), else the
+ * entries of /proc/self/fd read with getdents64, else every number below
+ * RLIMIT_NOFILE. */
+static void _close_from(int from)
+{
+	char buf[4096];
+	struct rlimit rl;
+	long max = 1L << 20;
+	int dfd, again = 1;
+
+	if (close_range((unsigned)from, ~0U, 0) == 0)
+		return;
+	dfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		/* Closing while listing may skip entries: list again until
+		 * a pass closes nothing. */
+		while (again) {
+			long n;
+
+			again = 0;
+			if (lseek(dfd, 0, SEEK_SET) < 0)
+				break;
+			while ((n = syscall(SYS_getdents64, dfd, buf, sizeof(buf))) > 0) {
+				for (long off = 0; off < n;) {
+					struct rs_dirent64 {
+						uint64_t ino;
+						int64_t off;
+						unsigned short reclen;
+						unsigned char type;
+						char name[];
+					} *d = (void *)(buf + off);
+					long fd = 0;
+					const char *c = d->name;
+
+					off += d->reclen;
+					if (*c < '0' || *c > '9')
+						continue;
+					for (; *c >= '0' && *c <= '9'; c++)
+						fd = fd * 10 + (*c - '0');
+					if (fd >= from && fd != dfd && fd < INT_MAX) {
+						close((int)fd);
+						again = 1;
+					}
+				}
+			}
+			if (n < 0)
+				break;
+		}
+		close(dfd);
+		if (!again)
+			return;
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    (long)rl.rlim_cur < max)
+		max = (long)rl.rlim_cur;
+	for (long i = from; i < max; i++)
+		close((int)i);
+}
+
+/*
+ * In the child, before it becomes the user: its result pipes as OUT_FD and
+ * ERR_FD, stdio on /dev/null, nothing else.  slurmstepd's log, its sockets
+ * to slurmd and the job's pipes must not reach code running as the user
+ * (who could ptrace it once it has the user's ids).  0 or -errno.
+ */
+static int _only_pipes(int out, int errfd)
+{
+	int nul;
+
+	/* Move errfd out of the way of OUT_FD, then place both. */
+	if (errfd == OUT_FD && (errfd = fcntl(errfd, F_DUPFD, FIRST_CLOSED)) < 0)
+		return -errno;
+	if (out != OUT_FD ? dup2(out, OUT_FD) < 0
+			  : fcntl(OUT_FD, F_SETFD, 0) < 0)
+		return -errno;
+	if (errfd != ERR_FD ? dup2(errfd, ERR_FD) < 0
+			    : fcntl(ERR_FD, F_SETFD, 0) < 0)
+		return -errno;
+	nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (nul < 0)
+		return -errno;
+	for (int fd = 0; fd < 3; fd++)
+		if (nul != fd && dup2(nul, fd) < 0)
+			return -errno;
+	_close_from(FIRST_CLOSED);
+	return 0;
+}
+
+/* Wait for pid until the monotonic time deadline (ms), never blocking:
+ * 1 reaped (status in *status), 0 still there at the deadline. */
+static int _reap_until(pid_t pid, int *status, long deadline)
+{
+	for (;;) {
+		pid_t r = waitpid(pid, status, WNOHANG);
+
+		if (r == pid || (r < 0 && errno != EINTR))
+			return 1; /* reaped, or not ours to wait for (ECHILD) */
+		if (_now_ms() >= deadline)
+			return 0;
+		usleep(10000);
+	}
+}
+
 int rs_privsep_run(uid_t uid, gid_t gid, int timeout_ms, rs_privsep_fn fn,
 		   void *arg, char *out, size_t out_len, size_t *out_n,
 		   rs_err_t *err)
@@ -105,13 +216,23 @@ int rs_privsep_run(uid_t uid, gid_t gid, int timeout_ms, rs_privsep_fn fn,
 		close(outp[0]);
 		close(errp[0]);
 		signal(SIGPIPE, SIG_IGN);
+		r = _only_pipes(outp[1], errp[1]);
+		if (r) {
+			/* Not safe to run fn: say why on whichever pipe works. */
+			rs_err_set(&e, -r, "privsep: cannot close inherited "
+				   "files: %s", strerror(-r));
+			if (write(errp[1], e.msg, strlen(e.msg)) < 0 &&
+			    write(ERR_FD, e.msg, strlen(e.msg)) < 0)
+				r = -EIO;
+			_exit(-r & 0xff);
+		}
 		r = rs_privsep_become(uid, gid);
 		if (r)
 			rs_err_set(&e, -r, "cannot switch to uid %u: %s",
 				   (unsigned)uid, strerror(-r));
 		else
-			r = fn(arg, outp[1], &e);
-		if (write(errp[1], e.msg, strlen(e.msg)) < 0)
+			r = fn(arg, OUT_FD, &e);
+		if (write(ERR_FD, e.msg, strlen(e.msg)) < 0)
 			r = r ? r : -EIO;
 		_exit(r ? (-r & 0xff) : 0);
 	}
@@ -125,23 +246,24 @@ int rs_privsep_run(uid_t uid, gid_t gid, int timeout_ms, rs_privsep_fn fn,
 		long left = deadline - _now_ms();
 		int i;
 
-		if (left <= 0) {
-			kill(pid, SIGKILL);
-			waitpid(pid, NULL, 0);
-			rc = rs_err_set(err, ETIMEDOUT,
-					"gave up after %d ms (file system not "
-					"answering?)", timeout_ms);
-			goto out;
+		if (left <= 0)
+			goto timeout;
+		if (poll(pfd, 2, (int)left) < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = rs_err_set(err, errno, "privsep: poll: %s",
+					strerror(errno));
+			goto kill;
 		}
-		if (poll(pfd, 2, (int)left) < 0 && errno != EINTR)
-			break;
 		for (i = 0; i < 2; i++) {
 			char tmp[512];
 			ssize_t n;
 
-			if (pfd[i].fd < 0 || !(pfd[i].revents & (POLLIN | POLLHUP)))
+			if (pfd[i].fd < 0 || !(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
 				continue;
 			n = read(pfd[i].fd, tmp, sizeof(tmp));
+			if (n < 0 && (errno == EINTR || errno == EAGAIN))
+				continue;
 			if (n <= 0) {
 				close(pfd[i].fd);
 				if (i == 0)
@@ -167,18 +289,39 @@ int rs_privsep_run(uid_t uid, gid_t gid, int timeout_ms, rs_privsep_fn fn,
 			}
 		}
 	}
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
+	/* Both pipes closed: the child is exiting, or closed them and goes
+	 * on (or hangs); the same deadline holds. */
+	if (!_reap_until(pid, &status, deadline))
+		goto timeout;
 	if (out_n)
 		*out_n = got;
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		rc = 0;
-	else if (WIFEXITED(status))
+	else if (WIFEXITED(status)) {
+		/* The message may quote a user's file name: it goes to a
+		 * log line, so only as printable text. */
+		char msg[RS_ERR_MAX];
+
+		if (!rs_text_is_printable(cerr.msg))
+			rs_text_escape_str(msg, sizeof(msg), cerr.msg);
+		else
+			memcpy(msg, cerr.msg, sizeof(msg));
 		rc = rs_err_set(err, WEXITSTATUS(status), "%s",
-				cerr.msg[0] ? cerr.msg : strerror(WEXITSTATUS(status)));
+				msg[0] ? msg : strerror(WEXITSTATUS(status)));
+	}
 	else
 		rc = rs_err_set(err, EIO, "privsep: child died of signal %d",
 				WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+	goto out;
+timeout:
+	rc = rs_err_set(err, ETIMEDOUT, "gave up after %d ms (file system not "
+			"answering?)", timeout_ms);
+kill:
+	/* A child in uninterruptible sleep (D state, on a dead NFS or Lustre
+	 * server) dies only when it wakes: reap it if it goes within
+	 * RS_PRIVSEP_REAP_MS, else leave it (a zombie until then). */
+	kill(pid, SIGKILL);
+	_reap_until(pid, NULL, _now_ms() + RS_PRIVSEP_REAP_MS);
 out:
 	if (outp[0] >= 0)
 		close(outp[0]);

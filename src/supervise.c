@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "supervise.h"
+#include "text.h"
 
 /* Largest number of seconds accepted anywhere: covers UNIX times until the
  * 2280s and keeps arithmetic on doubles exact to well below a millisecond. */
@@ -803,6 +804,17 @@ static int _decode(const char *v, char *dst, size_t len)
 	return 0;
 }
 
+/* An identifier (job id, node name): decoded, and refused unless it is
+ * printable ASCII, since rewriting it would name something else. */
+static int _decode_id(const char *v, char *dst, size_t len)
+{
+	int rc = _decode(v, dst, len);
+
+	if (rc)
+		return rc;
+	return rs_text_is_printable(dst) ? 0 : -EINVAL;
+}
+
 enum st_key {
 	SK_TIME, SK_PID, SK_JOB, SK_ATTEMPT, SK_NODE, SK_PART, SK_NPARTS,
 	SK_REASON, SK_SEQ, SK_RESULT, SK_GEN, SK_PUBLISHED, SK_FILES,
@@ -851,11 +863,25 @@ static int _set_status_key(rs_supervise_status_t *s, enum st_key k,
 	case SK_SECONDS:
 		return _parse_double(v, &s->seconds);
 	case SK_JOB:
-		return _decode(v, s->job, sizeof(s->job));
+		return _decode_id(v, s->job, sizeof(s->job));
 	case SK_NODE:
-		return _decode(v, s->node, sizeof(s->node));
-	case SK_ERROR:
-		return _decode(v, s->error, sizeof(s->error));
+		return _decode_id(v, s->node, sizeof(s->node));
+	case SK_ERROR: {
+		/* The text may quote a user's file name: keep what it says,
+		 * but only as printable ASCII (a forged "\n[date] ..." must
+		 * not become a second log line). */
+		char raw[RS_ERR_MAX];
+
+		if (_decode(v, raw, sizeof(raw)))
+			return -EINVAL;
+		/* Printable text is kept as it is, so that parse and format
+		 * are inverses on what parse returns. */
+		if (rs_text_is_printable(raw))
+			memcpy(s->error, raw, strlen(raw) + 1);
+		else
+			rs_text_escape_str(s->error, sizeof(s->error), raw);
+		return 0;
+	}
 	case SK_REASON:
 		if (_decode(v, word, sizeof(word)))
 			return -EINVAL;
@@ -918,7 +944,8 @@ int rs_supervise_status_parse(const char *line, rs_supervise_status_t *s,
 	s->gen = -1;
 	if (!line)
 		return rs_err_set(err, EINVAL, "status line: none");
-	n = strlen(line);
+	/* Never scan further than a line may be. */
+	n = strnlen(line, sizeof(buf) + 1);
 	if (n && line[n - 1] == '\n')
 		n--;
 	if (n >= sizeof(buf))

@@ -11,6 +11,7 @@
 #include "launch.h"
 #include "spec.h"
 #include "supervise.h"
+#include "text.h"
 
 #define ARGC(a) ((int)(sizeof(a) / sizeof((a)[0])) - 1)
 
@@ -769,7 +770,9 @@ START_TEST(test_supervise_status_round_trip)
 	ck_assert(out.copied == UINT64_MAX);
 	ck_assert_uint_eq(out.linked, 3565158);
 	ck_assert_double_eq_tol(out.seconds, 0.21, 1e-9);
-	ck_assert_str_eq(out.error, in.error);
+	/* error= comes back escaped: the control bytes as \xhh */
+	ck_assert_str_eq(out.error,
+			 "checkpoint /c: No space left on device\\x0a\\x09%");
 
 	/* exit by signal, warning, exit by code */
 	memset(&in, 0, sizeof(in));
@@ -849,6 +852,11 @@ static const char *bad_lines[] = {
 	"rs1 save time=1 pid=2 reason=signal seq=1 result=ok error=a%00b",
 	"rs1 save time=1 pid=2 reason=signal seq=1 result=ok job=a=b",
 	"rs1 exit time=1 pid=2 code=1\nrs1 exit time=1 pid=2 code=1",
+	/* identifiers that decode to control bytes or non-ASCII */
+	"rs1 save time=1 pid=2 reason=signal seq=1 result=ok job=42%0A",
+	"rs1 save time=1 pid=2 reason=signal seq=1 result=ok node=n1%1B%5B2J",
+	"rs1 exit time=1 pid=2 code=1 node=n%7F",
+	"rs1 exit time=1 pid=2 code=1 job=%C3%A9",
 };
 
 START_TEST(test_supervise_status_parse_rejects)
@@ -860,6 +868,81 @@ START_TEST(test_supervise_status_parse_rejects)
 	ck_assert_msg(rs_supervise_status_parse(bad_lines[_i], &s, &err) == -EINVAL,
 		      "accepted: %s", bad_lines[_i]);
 	ck_assert_msg(strncmp(err.msg, "status line: ", 13) == 0, "message: %s", err.msg);
+}
+END_TEST
+
+/* A user's process writes the status line; a percent-encoded newline in
+ * error= must not turn into a forged slurmd log line. */
+START_TEST(test_supervise_status_error_cannot_forge_a_log_line)
+{
+	rs_supervise_status_t s;
+	rs_err_t err;
+	const char *line =
+		"rs1 save time=1 pid=2 job=99 reason=signal seq=1 result=fail "
+		"error=x%0A[2026-01-01T00:00:00.000]%20resilience:%20job%2099:"
+		"%20checkpoint%20gen-000001%20saved%1B%5B2K%7F%FF%5C\n";
+
+	ck_assert_int_eq(rs_supervise_status_parse(line, &s, &err), 0);
+	ck_assert_ptr_null(strchr(s.error, '\n'));
+	ck_assert_int_eq(rs_text_is_printable(s.error), 1);
+	ck_assert_str_eq(s.error, "x\\x0a[2026-01-01T00:00:00.000] resilience: "
+			 "job 99: checkpoint gen-000001 saved\\x1b[2K\\x7f"
+			 "\\xff\\\\");
+	ck_assert_str_eq(s.job, "99");
+	/* printable text is kept as it is, backslashes included */
+	ck_assert_int_eq(rs_supervise_status_parse(
+		"rs1 save time=1 pid=2 reason=signal seq=1 result=fail "
+		"error=C:%5Cx0a%20~", &s, &err), 0);
+	ck_assert_str_eq(s.error, "C:\\x0a ~");
+}
+END_TEST
+
+/* The longest encoded error decodes to RS_ERR_MAX - 1 bytes; escaped it
+ * is cut with "..." and still NUL-terminated inside s.error. */
+START_TEST(test_supervise_status_error_escape_is_bounded)
+{
+	rs_supervise_status_t s;
+	char line[RS_SUPERVISE_STATUS_MAX];
+	rs_err_t err;
+	int n = snprintf(line, sizeof(line),
+			 "rs1 save time=1 pid=2 reason=signal seq=1 result=fail error=");
+
+	for (int i = 0; i < RS_ERR_MAX - 1; i++)
+		n += snprintf(line + n, sizeof(line) - (size_t)n, "%%0A");
+	ck_assert_int_lt(n, (int)sizeof(line) - 1);
+	ck_assert_int_eq(rs_supervise_status_parse(line, &s, &err), 0);
+	ck_assert_uint_eq(strlen(s.error), 1023);
+	ck_assert_str_eq(s.error + 1020, "...");
+	ck_assert_int_eq(strncmp(s.error, "\\x0a\\x0a", 8), 0);
+	ck_assert_int_eq(rs_text_is_printable(s.error), 1);
+}
+END_TEST
+
+/* A line longer than RS_SUPERVISE_STATUS_MAX is refused whole. */
+START_TEST(test_supervise_status_parse_refuses_a_long_line)
+{
+	rs_supervise_status_t s;
+	rs_err_t err;
+	char *line = malloc(3 * RS_SUPERVISE_STATUS_MAX);
+	int n;
+
+	ck_assert_ptr_nonnull(line);
+	n = sprintf(line, "rs1 save time=1 pid=2 reason=signal seq=1 result=fail error=");
+	memset(line + n, 'a', 3 * RS_SUPERVISE_STATUS_MAX - (size_t)n - 1);
+	line[3 * RS_SUPERVISE_STATUS_MAX - 1] = '\0';
+	ck_assert_int_eq(rs_supervise_status_parse(line, &s, &err), -EINVAL);
+	ck_assert_str_eq(err.msg, "status line: longer than 4096 bytes");
+	/* one byte over the maximum (newline included) is too long; at the
+	 * maximum the length passes (and error= is then too long to decode) */
+	line[RS_SUPERVISE_STATUS_MAX] = '\n';
+	line[RS_SUPERVISE_STATUS_MAX + 1] = '\0';
+	ck_assert_int_eq(rs_supervise_status_parse(line, &s, &err), -EINVAL);
+	ck_assert_str_eq(err.msg, "status line: longer than 4096 bytes");
+	line[RS_SUPERVISE_STATUS_MAX - 1] = '\n';
+	line[RS_SUPERVISE_STATUS_MAX] = '\0';
+	ck_assert_int_eq(rs_supervise_status_parse(line, &s, &err), -EINVAL);
+	ck_assert_str_eq(err.msg, "status line: bad value for 'error'");
+	free(line);
 }
 END_TEST
 
@@ -1018,6 +1101,9 @@ static Suite *supervise_suite(void)
 	tcase_add_test(tc, test_supervise_status_format_limits);
 	tcase_add_loop_test(tc, test_supervise_status_parse_rejects, 0,
 			    (int)(sizeof(bad_lines) / sizeof(bad_lines[0])));
+	tcase_add_test(tc, test_supervise_status_error_cannot_forge_a_log_line);
+	tcase_add_test(tc, test_supervise_status_error_escape_is_bounded);
+	tcase_add_test(tc, test_supervise_status_parse_refuses_a_long_line);
 	tcase_add_test(tc, test_supervise_status_last_picks_the_last_whole_line);
 	tcase_add_test(tc, test_supervise_status_last_reads_only_the_tail);
 	suite_add_tcase(s, tc);
