@@ -10,7 +10,9 @@
 #   make bench           benchmarks (bench/)
 #
 # Layout rule (so modules can be added without editing this file):
-#   src/plugin.c               -> only in resilience.so (SPANK glue)
+#   src/plugin.c, plugin_*.c   -> only in resilience.so (SPANK hooks and
+#                                 the slurmstepd-side modules that call
+#                                 Slurm's API: include/plugin_job.h)
 #   src/cli.c, src/cli_*.c     -> only in slurm-resilience
 #   src/supervisor_main.c      -> only in resilience-supervisor
 #   every other src/*.c        -> build/libresilience.a, linked into all three
@@ -53,7 +55,9 @@ ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(WARN) \
 LDFLAGS ?=
 
 B := build
-PROG_SRC   := src/plugin.c src/supervisor_main.c $(wildcard src/cli.c src/cli_*.c)
+PLUGIN_SRC := src/plugin.c $(wildcard src/plugin_*.c)
+PLUGIN_OBJ := $(PLUGIN_SRC:src/%.c=$(B)/obj/%.o)
+PROG_SRC   := $(PLUGIN_SRC) src/supervisor_main.c $(wildcard src/cli.c src/cli_*.c)
 LIB_SRC    := $(filter-out $(PROG_SRC),$(wildcard src/*.c))
 LIB_OBJ    := $(LIB_SRC:src/%.c=$(B)/obj/%.o)
 CLI_OBJ    := $(patsubst src/%.c,$(B)/obj/%.o,$(wildcard src/cli.c src/cli_*.c))
@@ -84,7 +88,7 @@ $(B)/obj/%.o: src/%.c $(wildcard include/*.h) Makefile
 # when `make install PREFIX=...` differs from the PREFIX of the build.
 $(B)/paths.stamp: FORCE
 	@mkdir -p $(B); echo '$(LIBEXECDIR) $(BINDIR) $(RUNDIR)' | cmp -s - $@ || echo '$(LIBEXECDIR) $(BINDIR) $(RUNDIR)' > $@
-$(B)/obj/plugin.o $(B)/obj/metrics.o: $(B)/paths.stamp
+$(PLUGIN_OBJ) $(B)/obj/metrics.o: $(B)/paths.stamp
 FORCE:
 
 $(B)/libresilience.a: $(LIB_OBJ)
@@ -97,9 +101,9 @@ $(B)/libresilience.a: $(LIB_OBJ)
 # json-c cost every step ~0.3 ms (bench/steps.sh, (j)); the plugin loads it
 # (RTLD_GLOBAL) for resilient jobs only, and its calls bind lazily (Slurm
 # dlopens plugins RTLD_LAZY).  `make symbols` checks both.
-$(B)/resilience.so: $(B)/obj/plugin.o $(B)/libresilience.a
+$(B)/resilience.so: $(PLUGIN_OBJ) $(B)/libresilience.a
 	$(CC) -shared -Wl,-z,defs -Wl,-z,lazy -Wl,--unresolved-symbols=ignore-in-object-files \
-	  -o $@ $(B)/obj/plugin.o $(B)/libresilience.a $(LDFLAGS)
+	  -o $@ $(PLUGIN_OBJ) $(B)/libresilience.a $(LDFLAGS)
 
 $(B)/slurm-resilience: $(CLI_OBJ) $(B)/libresilience.a
 	$(CC) -o $@ $(CLI_OBJ) $(B)/libresilience.a $(LDFLAGS) $(PKG_LIBS) -lslurm

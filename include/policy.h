@@ -28,6 +28,8 @@ typedef struct rs_policy {
 	uint32_t min_every;              /* seconds, 0 = no minimum */
 	char default_spec[RS_SPEC_MAX + 1]; /* "" = no site default */
 	char state_dir[RS_PATH_MAX + 1]; /* ledger without ckpt= */
+	unsigned file_timeout_ms;        /* bound on user-path work, 0 = default */
+	unsigned restore_timeout_ms;     /* bound on a restore, 0 = default */
 
 	/* Metrics and alerts: validated by the metrics module (metrics.h),
 	 * the one place those keys are checked.  Owned: rs_policy_free(). */

@@ -7,6 +7,7 @@
  * (found in plugstack.conf, or given with --state-dir).  A job whose
  * ledger lives in its checkpoint folder: pass that folder.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,10 +120,39 @@ static void _print_slurm_view(unsigned long job_id)
 	slurm_free_job_info_msg(msg);
 }
 
+/* The history of job_id in state_dir: one folder per cluster and job,
+ * CLUSTER.JOB (a state_dir may serve several clusters; the job may be
+ * gone from slurmctld, so every cluster's is shown).  0 if one was. */
+static int _print_state_dir(const char *state_dir, unsigned long job_id)
+{
+	char suffix[32], dir[4096 + 300];
+	struct dirent *e;
+	int shown = 0;
+	size_t sl;
+	DIR *d = opendir(state_dir);
+
+	if (!d)
+		return -1;
+	snprintf(suffix, sizeof(suffix), ".%lu", job_id);
+	sl = strlen(suffix);
+	while ((e = readdir(d))) {
+		size_t l = strlen(e->d_name);
+
+		if (l <= sl || strcmp(e->d_name + l - sl, suffix) ||
+		    e->d_name[0] == '.')
+			continue;
+		snprintf(dir, sizeof(dir), "%s/%s", state_dir, e->d_name);
+		if (_print_ledger(dir, 1) == 0)
+			shown++;
+	}
+	closedir(d);
+	return shown ? 0 : -1;
+}
+
 int rs_cli_status(int argc, char **argv)
 {
 	const char *target = NULL, *state_dir = NULL;
-	char sd[4096], dir[4096 + 32];
+	char sd[4096];
 	unsigned long job_id;
 	char *end = NULL;
 	int i;
@@ -163,11 +193,8 @@ int rs_cli_status(int argc, char **argv)
 	_print_slurm_view(job_id);
 	if (!state_dir && _state_dir_from_plugstack(sd, sizeof(sd)))
 		state_dir = sd;
-	if (state_dir) {
-		snprintf(dir, sizeof(dir), "%s/%lu", state_dir, job_id);
-		if (_print_ledger(dir, 1) == 0)
-			return 0;
-	}
+	if (state_dir && _print_state_dir(state_dir, job_id) == 0)
+		return 0;
 	printf("no attempt history for job %lu in %s: a job with ckpt= keeps "
 	       "it in its checkpoint folder (slurm-resilience status "
 	       "CKPT_DIR)\n", job_id, state_dir ? state_dir : "(no state_dir)");

@@ -40,11 +40,12 @@ def test_retry_three_times_then_hold(cluster, plugstack, userdir):
     assert info["Reason"] == "job_requeued_in_held_state", info
     assert info["Restarts"] == "4"
     assert info["AdminComment"] == ("resilience: attempt 4/4 failed exit=3, "
-                                    "retries exhausted, held for an operator")
+                                    "retries exhausted, held for an operator "
+                                    "[retries_used=3]")
     out = cluster.output(j)
     for a, left in ((1, 3), (2, 2), (3, 1), (4, 0)):
         assert "attempt=%d left=%d" % (a, left) in out
-    att = _ledger(os.path.join(state, str(j)))
+    att = _ledger(os.path.join(state, "%s.%d" % (cluster.name, j)))
     assert [(a["attempt"], a["outcome"], a["exit_code"], a["action"]) for a in att] == [
         (1, "failed", 3, "requeued"), (2, "failed", 3, "requeued"),
         (3, "failed", 3, "requeued"), (4, "failed", 3, "held")]
@@ -115,7 +116,7 @@ def test_cancelled_completed_and_no_requeue_are_never_requeued(cluster, plugstac
     assert (i0["JobState"], i0["Restarts"]) == ("COMPLETED", "0")
     assert (inr["JobState"], inr["Restarts"]) == ("FAILED", "0")
     assert "--no-requeue" in inr["AdminComment"]
-    assert [a["action"] for a in _ledger(os.path.join(state, str(jc)))] == ["ended"]
+    assert [a["action"] for a in _ledger(os.path.join(state, "%s.%d" % (cluster.name, jc)))] == ["ended"]
 
 
 def test_backoff_grows(cluster, plugstack, userdir):
@@ -136,7 +137,7 @@ def test_backoff_grows(cluster, plugstack, userdir):
             if info.get("JobState") == "FAILED":
                 break
             time.sleep(0.3)
-    att = _ledger(os.path.join(state, str(j)))
+    att = _ledger(os.path.join(state, "%s.%d" % (cluster.name, j)))
     assert [a["delay"] for a in att] == [10, 20, 0]
 
     def ts(s):

@@ -1,0 +1,114 @@
+/*
+ * plugin_ctld.c - what the plugin asks of slurmctld (see plugin_job.h).
+ * Runs in slurmstepd as root; libslurm's symbols resolve from it.  Each
+ * call is one RPC, bounded by Slurm's MessageTimeout.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <slurm/slurm.h>
+#include <slurm/slurm_errno.h>
+
+#include "plugin_job.h"
+#include "requeue.h"
+
+/* The job's record, or NULL (then *msg is NULL too); the caller frees
+ * *msg with slurm_free_job_info_msg.  SHOW_LOCAL: one RPC, not a
+ * federation lookup first. */
+static slurm_job_info_t *_load(uint32_t job_id, job_info_msg_t **msg)
+{
+	*msg = NULL;
+	if (slurm_load_job(msg, job_id, SHOW_ALL | SHOW_LOCAL) || !*msg ||
+	    !(*msg)->record_count) {
+		if (*msg)
+			slurm_free_job_info_msg(*msg);
+		*msg = NULL;
+		return NULL;
+	}
+	return &(*msg)->job_array[0];
+}
+
+slurm_job_info_t *rs_ctld_load(uint32_t job_id, job_info_msg_t **msg)
+{
+	return _load(job_id, msg);
+}
+
+int rs_ctld_facts(rs_job_t *j)
+{
+	job_info_msg_t *msg;
+	slurm_job_info_t *r = _load(j->job_id, &msg);
+	unsigned used;
+
+	if (!r)
+		return -1;
+	j->f.restart_count = r->restart_cnt;
+	j->f.end_time = r->end_time;
+	j->f.nnodes = r->num_nodes;
+	j->f.batch = r->batch_flag != 0;
+	if (r->time_limit != INFINITE && r->time_limit != NO_VAL)
+		j->f.time_limit = r->time_limit * 60;
+	snprintf(j->f.cluster, sizeof(j->f.cluster), "%s",
+		 r->cluster ? r->cluster : "");
+	if (rs_requeue_tag_parse(r->admin_comment, &used) == 0)
+		j->trusted_retries = used;
+	slurm_free_job_info_msg(msg);
+	return 0;
+}
+
+void rs_ctld_admin_comment(const rs_job_t *j, const char *text)
+{
+	job_desc_msg_t upd;
+
+	slurm_init_job_desc_msg(&upd);
+	upd.job_id = j->job_id;
+	upd.admin_comment = (char *)text;
+	if (slurm_update_job(&upd))
+		slurm_info("resilience: job %u: AdminComment not set (%s): %s",
+			   j->job_id, slurm_strerror(errno), text);
+}
+
+int rs_ctld_requeue(const rs_job_t *j, int hold)
+{
+	return slurm_requeue(j->job_id, hold ? JOB_REQUEUE_HOLD : 0) ? -1 : 0;
+}
+
+/* Slurm's own begin time for the requeued job (cred_expire + 1 s from
+ * the requeue): never set an earlier one, the new launch credential must
+ * be newer than the revoked one. */
+static time_t _slurm_begin_time(uint32_t job_id)
+{
+	job_info_msg_t *msg;
+	slurm_job_info_t *r = _load(job_id, &msg);
+	time_t t = r ? r->start_time : 0;
+
+	if (msg)
+		slurm_free_job_info_msg(msg);
+	return t;
+}
+
+void rs_ctld_begin_time(const rs_job_t *j, uint32_t delay)
+{
+	time_t want = time(NULL) + delay, slurms = _slurm_begin_time(j->job_id);
+	job_desc_msg_t upd;
+	int i;
+
+	if (slurms >= want)
+		return; /* Slurm's own delay is already longer */
+	/* slurm_requeue() leaves the job pending at once, so the update is
+	 * accepted; retry briefly if not. */
+	for (i = 0; i < 20; i++) {
+		slurm_init_job_desc_msg(&upd);
+		upd.job_id = j->job_id;
+		upd.begin_time = want;
+		if (!slurm_update_job(&upd))
+			return;
+		if (errno != ESLURM_JOB_NOT_PENDING)
+			break;
+		usleep(100000);
+	}
+	slurm_error("resilience: job %u: cannot delay the next attempt by "
+		    "%us: %s", j->job_id, delay, slurm_strerror(errno));
+}
