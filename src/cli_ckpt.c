@@ -5,6 +5,7 @@
  * being done, to what path, and why), 2 usage error.
  */
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include "ckpt.h"
 #include "cli.h"
 #include "manifest.h"
+#include "text.h"
 
 #define PROG "slurm-resilience"
 #define KEEP_DEFAULT 3
@@ -47,10 +49,20 @@ static int _usage(const char *fmt, ...)
 	return 2;
 }
 
+/* Messages quote paths inside a user's folders (an operator may run this
+ * on someone else's checkpoint folder): to the terminal only escaped. */
+static void _say(const char *what, const char *msg)
+{
+	char buf[2 * RS_ERR_MAX];
+
+	fprintf(stderr, PROG ": %s%s\n", what,
+		rs_text_escape_str(buf, sizeof(buf), msg));
+}
+
 static void _warn(void *arg, const char *msg)
 {
 	(void)arg;
-	fprintf(stderr, PROG ": warning: %s\n", msg);
+	_say("warning: ", msg);
 }
 
 /* Whole non-negative decimal in [0, max]; 0 on success, -1 otherwise. */
@@ -196,7 +208,7 @@ static int _save(int argc, char **argv)
 	rs_ckpt_set_warn(_warn, NULL);
 	rc = rs_ckpt_save(a.pos[0], a.pos[1], (unsigned)a.keep, &m, &st, &err);
 	if (rc < 0) {
-		fprintf(stderr, PROG ": %s\n", err.msg);
+		_say("", err.msg);
 		return 1;
 	}
 	_human(cb, sizeof(cb), (double)st.bytes_copied);
@@ -237,7 +249,7 @@ static int _restore(int argc, char **argv)
 	rc = rs_ckpt_restore(a.pos[0], a.pos[1], a.has_gen ? (long)a.gen : -1,
 			     (unsigned)a.part, &st, &err);
 	if (rc < 0) {
-		fprintf(stderr, PROG ": %s\n", err.msg);
+		_say("", err.msg);
 		return 1;
 	}
 	_human(cb, sizeof(cb), (double)st.bytes_copied);
@@ -247,29 +259,61 @@ static int _restore(int argc, char **argv)
 	return 0;
 }
 
+/* A whole number of a manifest record: the manifest is the user's file,
+ * so NaN, inf, non-numbers and values beyond +-2^53 count as 0, and a
+ * double is range-checked before it is converted. */
 static int64_t _jint(json_object *o, const char *k)
 {
+	const double lim = 9007199254740992.0; /* 2^53 */
 	json_object *v = NULL;
+	double d;
+	int64_t n;
 
-	return json_object_object_get_ex(o, k, &v) ? json_object_get_int64(v)
-		: 0;
+	if (!json_object_object_get_ex(o, k, &v))
+		return 0;
+	switch (json_object_get_type(v)) {
+	case json_type_int:
+		n = json_object_get_int64(v);
+		return n >= -(int64_t)lim && n <= (int64_t)lim ? n : 0;
+	case json_type_double:
+		d = json_object_get_double(v);
+		return isfinite(d) && d >= -lim && d <= lim ? (int64_t)d : 0;
+	default:
+		return 0;
+	}
 }
 
-static const char *_jstr(json_object *o, const char *k)
+/* Seconds: finite and >= 0, else 0. */
+static double _jsecs(json_object *o, const char *k)
+{
+	json_object *v = NULL;
+	double d;
+
+	if (!json_object_object_get_ex(o, k, &v) ||
+	    !(json_object_is_type(v, json_type_double) ||
+	      json_object_is_type(v, json_type_int)))
+		return 0;
+	d = json_object_get_double(v);
+	return isfinite(d) && d >= 0 && d < 1e12 ? d : 0;
+}
+
+/* A string of a manifest record, escaped into buf (a column's worth). */
+static const char *_jstr(json_object *o, const char *k, char *buf,
+			 size_t len)
 {
 	json_object *v = NULL;
 
 	if (json_object_object_get_ex(o, k, &v) &&
 	    json_object_is_type(v, json_type_string))
-		return json_object_get_string(v);
+		return rs_text_escape_str(buf, len, json_object_get_string(v));
 	return "-";
 }
 
 static int _list(int argc, char **argv)
 {
-	json_object *root = NULL, *gens, *v = NULL;
+	json_object *root = NULL, *gens;
 	struct args a;
-	char size[32], copied[32];
+	char size[32], copied[32], tbuf[64], jbuf[64], rbuf[64];
 	long latest = -1;
 	rs_err_t err;
 	size_t n;
@@ -280,7 +324,10 @@ static int _list(int argc, char **argv)
 		return rc;
 	rc = rs_manifest_read(a.pos[0], &root, &err);
 	if (rc < 0) {
-		fprintf(stderr, PROG ": list %s: %s\n", a.pos[0], err.msg);
+		char what[4200];
+
+		snprintf(what, sizeof(what), "list %s: ", a.pos[0]);
+		_say(what, err.msg);
 		return 1;
 	}
 	if (rs_ckpt_latest(a.pos[0], NULL, 0, &latest, &err) < 0)
@@ -293,15 +340,17 @@ static int _list(int argc, char **argv)
 	for (size_t i = 0; i < n; i++) {
 		json_object *r = json_object_array_get_idx(gens, i);
 		long g = (long)_jint(r, "gen");
-		double secs = json_object_object_get_ex(r, "seconds", &v) ?
-			json_object_get_double(v) : 0;
+		double secs = _jsecs(r, "seconds");
+
 		_human(size, sizeof(size), (double)_jint(r, "bytes"));
 		_human(copied, sizeof(copied), (double)_jint(r, "bytes_copied"));
 		printf("gen-%06ld%c %-20s %-10s %7lld %5lld %-9s %5lld %8lld "
 		       "%10s %10s %8.2f\n", g, g == latest ? '*' : ' ',
-		       _jstr(r, "time"), _jstr(r, "job_id"),
+		       _jstr(r, "time", tbuf, sizeof(tbuf)),
+		       _jstr(r, "job_id", jbuf, sizeof(jbuf)),
 		       (long long)_jint(r, "attempt"), (long long)_jint(r, "seq"),
-		       _jstr(r, "reason"), (long long)_jint(r, "nparts"),
+		       _jstr(r, "reason", rbuf, sizeof(rbuf)),
+		       (long long)_jint(r, "nparts"),
 		       (long long)_jint(r, "files"), size, copied, secs);
 	}
 	if (n == 0)
@@ -325,7 +374,7 @@ static int _verify(int argc, char **argv)
 	rs_ckpt_set_warn(_warn, NULL);
 	rc = rs_ckpt_verify(a.pos[0], &err);
 	if (rc < 0) {
-		fprintf(stderr, PROG ": %s\n", err.msg);
+		_say("", err.msg);
 		return 1;
 	}
 	if (rs_ckpt_latest(a.pos[0], NULL, 0, &latest, &err) == 0)

@@ -44,6 +44,7 @@
 #include "cli.h"
 #include "metrics.h"
 #include "spool.h"
+#include "text.h"
 
 #define FLUSH_DEFAULT_BUDGET_MS 60000L
 #define EVENT_FILE_MAX (1 << 20)
@@ -52,9 +53,13 @@ static void _log_stderr(void *arg, int level, const char *msg)
 {
 	int *quiet = arg;
 
+	char buf[2048];
+
 	if (quiet && *quiet && level > LOG_WARNING)
 		return;
-	fprintf(stderr, "slurm-resilience: %s\n", msg);
+	/* Messages quote receivers' answers and spooled events: escaped. */
+	fprintf(stderr, "slurm-resilience: %s\n",
+		rs_text_escape_str(buf, sizeof(buf), msg));
 }
 
 /* Apply one "key=value" word.  from_file: a key that is not a metrics
@@ -409,13 +414,23 @@ static int _list(rs_metrics_conf_t *conf, int dead)
 	for (size_t i = 0; i < n; i++) {
 		rs_spool_entry_t e;
 
+		char name[400], fmt[80], id[1024], why[1024];
+
 		if (rs_spool_read(sp, names[i], dead, &e, &err)) {
-			printf("%s\t(unreadable: %s)\n", names[i], err.msg);
+			printf("%s\t(unreadable: %s)\n",
+			       rs_text_escape_str(name, sizeof(name), names[i]),
+			       rs_text_escape_str(why, sizeof(why), err.msg));
 			continue;
 		}
-		printf("%s\t%s\t%s\t%s\tattempts=%u\tnext_try=%lld\t%s\n", e.name,
-		       e.kind == RS_SPOOL_ALERT ? "alert" : "metrics", e.format, e.event_id,
-		       e.attempts, (long long)e.next_try, e.last_error);
+		/* Event ids carry job ids and names, last_error a receiver's
+		 * answer: escaped, one entry per line whatever they hold. */
+		printf("%s\t%s\t%s\t%s\tattempts=%u\tnext_try=%lld\t%s\n",
+		       rs_text_escape_str(name, sizeof(name), e.name),
+		       e.kind == RS_SPOOL_ALERT ? "alert" : "metrics",
+		       rs_text_escape_str(fmt, sizeof(fmt), e.format),
+		       rs_text_escape_str(id, sizeof(id), e.event_id),
+		       e.attempts, (long long)e.next_try,
+		       rs_text_escape_str(why, sizeof(why), e.last_error));
 		rs_spool_entry_free(&e);
 	}
 	rs_spool_names_free(names, n);

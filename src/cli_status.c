@@ -21,6 +21,7 @@
 #include "ledger.h"
 #include "manifest.h"
 #include "spec.h"
+#include "text.h"
 
 static int _print_ledger(const char *dir, int quiet_missing)
 {
@@ -36,10 +37,14 @@ static int _print_ledger(const char *dir, int quiet_missing)
 		return 1;
 	}
 	if (rs_manifest_read(dir, &root, &err)) {
-		fprintf(stderr, "slurm-resilience: status: %s\n", err.msg);
+		char msg[2 * RS_ERR_MAX];
+
+		fprintf(stderr, "slurm-resilience: status: %s\n",
+			rs_text_escape_str(msg, sizeof(msg), err.msg));
 		return 1;
 	}
 	table = rs_ledger_table(root);
+	/* rs_ledger_table escapes what comes from the ledger. */
 	printf("attempt history (%s/%s):\n%s", dir, RS_MANIFEST_NAME,
 	       table ? table : "");
 	free(table);
@@ -100,6 +105,7 @@ static void _print_slurm_view(unsigned long job_id)
 {
 	job_info_msg_t *msg = NULL;
 	slurm_job_info_t *j;
+	char desc[512], comment[1024];
 
 	if (slurm_load_job(&msg, (uint32_t)job_id, SHOW_ALL) || !msg ||
 	    !msg->record_count) {
@@ -110,13 +116,18 @@ static void _print_slurm_view(unsigned long job_id)
 		return;
 	}
 	j = &msg->job_array[0];
+	/* The AdminComment quotes the job's own words (why it failed) and
+	 * the reason may too: escaped, like everything of a user's. */
 	printf("job %lu: %s%s%s%s, restarts %u\n  %s\n", job_id,
 	       _state_name(j->job_state),
 	       (j->job_state & JOB_REQUEUE_HOLD) || j->priority == 0
 		       ? " (held)" : "",
-	       j->state_desc ? ", " : "", j->state_desc ? j->state_desc : "",
+	       j->state_desc ? ", " : "",
+	       rs_text_escape_str(desc, sizeof(desc), j->state_desc),
 	       j->restart_cnt,
-	       j->admin_comment ? j->admin_comment : "(no AdminComment yet)");
+	       j->admin_comment ? rs_text_escape_str(comment, sizeof(comment),
+						     j->admin_comment)
+				: "(no AdminComment yet)");
 	slurm_free_job_info_msg(msg);
 }
 

@@ -144,18 +144,18 @@ static unsigned _retries_used(json_object *arr, const char *job_id)
  * folder), except this very attempt recorded by an earlier call. */
 static void _drop_stale(json_object *arr, const char *job_id, int64_t start)
 {
-	size_t i = json_object_array_length(arr);
+	size_t i, n = json_object_array_length(arr), keep = n;
 
-	while (i-- > 0) {
+	for (i = 0; i < n && keep == n; i++) {
 		json_object *o = json_object_array_get_idx(arr, i);
 
-		if (!_is_job(o, job_id))
-			continue;
-		if (_int(o, "attempt", 0) == 1 && !_has(o, "end") &&
-		    _int(o, "start", 0) == start)
-			continue;
-		json_object_array_del_idx(arr, i, 1);
+		if (_is_job(o, job_id) && _int(o, "attempt", 0) == 1 &&
+		    !_has(o, "end") && _int(o, "start", 0) == start)
+			keep = i;
 	}
+	for (i = n; i-- > 0;)
+		if (i != keep && _is_job(json_object_array_get_idx(arr, i), job_id))
+			json_object_array_del_idx(arr, i, 1);
 }
 
 int rs_ledger_begin(json_object *root, const char *job_id, unsigned attempt,
