@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "plugin_job.h"
 #include "privsep.h"
 #include "safedir.h"
+#include "text.h"
 
 enum op_mode { OP_BEGIN, OP_END, OP_READ };
 
@@ -146,7 +148,20 @@ static int _update(rs_job_t *j, struct ledger_op *op, rs_err_t *err)
 			    rs_job_file_timeout_ms(j), _ledger_child, op, buf,
 			    sizeof(buf), &n, err);
 	if (!rc && n == sizeof(j->sum)) {
-		memcpy(&j->sum, buf, sizeof(j->sum));
+		/* The child ran as the user, who can ptrace it: what comes
+		 * back is checked like any other user byte. */
+		rs_ledger_sum_t s;
+
+		memcpy(&s, buf, sizeof(s));
+		s.last_reason[sizeof(s.last_reason) - 1] = '\0';
+		if (!rs_text_is_printable(s.last_reason))
+			s.last_reason[0] = '\0';
+		if (!isfinite(s.last_seconds) || s.last_seconds < 0 ||
+		    s.last_seconds > 1e9)
+			s.last_seconds = 0;
+		if (s.last_gen < -1)
+			s.last_gen = -1;
+		j->sum = s;
 		j->have_sum = 1;
 	}
 	return rc;
