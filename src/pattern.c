@@ -21,6 +21,38 @@ static int _append_value(const char *v, char *out, size_t len, size_t *n)
 	return 0;
 }
 
+/* $NAME or ${NAME} at p (p[0] == '$'): its value appended; *used gets
+ * the characters consumed. */
+static int _append_var(const char *p, const char *tmpl,
+		       const rs_pattern_ctx_t *ctx, char *out, size_t len,
+		       size_t *n, size_t *used, rs_err_t *err)
+{
+	char name[64], val[4096];
+	int brace = p[1] == '{';
+	size_t i = 0, vl;
+	const char *q = p + 1 + brace;
+
+	while ((*q == '_' || (*q >= 'A' && *q <= 'Z') ||
+		(*q >= 'a' && *q <= 'z') || (i && *q >= '0' && *q <= '9')) &&
+	       i + 1 < sizeof(name))
+		name[i++] = *q++;
+	name[i] = '\0';
+	if (!i || (brace && *q != '}'))
+		return rs_err_set(err, EINVAL, "'%s': a '$' must start a variable "
+				  "name ($NAME or ${NAME}; $$ for a '$')", tmpl);
+	*used = (size_t)(q - p) + (size_t)brace;
+	if (ctx->env(ctx->env_arg, name, val, sizeof(val)) || !val[0])
+		return rs_err_set(err, ENOENT, "'%s': $%s is not set in the job's "
+				  "environment", tmpl, name);
+	vl = strlen(val);
+	if (*n + vl + 1 > len)
+		return rs_err_set(err, ENAMETOOLONG, "expansion of '%s' is too "
+				  "long", tmpl);
+	memcpy(out + *n, val, vl + 1);
+	*n += vl;
+	return 0;
+}
+
 int rs_pattern_expand(const char *tmpl, const rs_pattern_ctx_t *ctx,
 		      char *out, size_t len, rs_err_t *err)
 {
@@ -35,6 +67,24 @@ int rs_pattern_expand(const char *tmpl, const rs_pattern_ctx_t *ctx,
 		const char *v = NULL;
 		int rc;
 
+		if (*p == '$' && ctx->env) {
+			size_t used = 0;
+
+			if (p[1] == '$') {
+				if (n + 2 > len)
+					goto toolong;
+				out[n++] = *p++;
+				out[n] = '\0';
+				continue;
+			}
+			rc = _append_var(p, tmpl, ctx, out, len, &n, &used, err);
+			if (rc) {
+				out[0] = '\0';
+				return rc;
+			}
+			p += used - 1;
+			continue;
+		}
 		if (*p != '%') {
 			if (n + 2 > len)
 				goto toolong;
@@ -75,8 +125,8 @@ size_t rs_pattern_static_prefix(const char *tmpl)
 {
 	const char *p = tmpl;
 
-	while ((p = strchr(p, '%'))) {
-		if (p[1] == '%') {
+	while ((p = strpbrk(p, "%$"))) {
+		if (p[1] == *p) {
 			p += 2;
 			continue;
 		}

@@ -32,6 +32,13 @@ static const char *_token(const char *s)
 	return s;
 }
 
+/* $NAME in ckpt=/scratch=: the job's own environment. */
+static int _job_env(void *arg, const char *name, char *buf, size_t len)
+{
+	return spank_getenv((spank_t)arg, name, buf, (int)len) ==
+	       ESPANK_SUCCESS ? 0 : -ENOENT;
+}
+
 int rs_prepare_paths(rs_job_t *j, spank_t sp, rs_err_t *err)
 {
 	char job[32], arr_job[32], arr_task[32], node[256], name[256];
@@ -65,6 +72,8 @@ int rs_prepare_paths(rs_job_t *j, spank_t sp, rs_err_t *err)
 	ctx.user = pw ? pw->pw_name : NULL;
 	ctx.job_name = name;
 	ctx.node = node;
+	ctx.env = _job_env;
+	ctx.env_arg = sp;
 
 	j->ckpt[0] = j->scratch[0] = '\0';
 	if (j->spec.ckpt[0]) {

@@ -274,7 +274,7 @@ END_TEST
 /* ----------------------------------------------------------- pattern --- */
 START_TEST(test_pattern_expand)
 {
-	rs_pattern_ctx_t c = { "42", "40", "2", "alice", "train", "n3" };
+	rs_pattern_ctx_t c = { "42", "40", "2", "alice", "train", "n3", NULL, NULL };
 	char out[128];
 
 	ck_assert_int_eq(rs_pattern_expand("/c/%u/%j-%A_%a/%x@%n%%", &c, out,
