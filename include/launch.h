@@ -26,6 +26,7 @@ typedef struct rs_launch {
 	unsigned attempt;
 	unsigned part, nparts;
 	int saver;                /* 1: this task saves (one per node) */
+	int batch_script;         /* 1: the task is the batch script */
 	double end_time;          /* UNIX time the attempt ends, 0 = unknown */
 	uint32_t lead;            /* self-timed warning before the end, 0 off */
 	const char *end_time_file;/* re-read by the supervisor, or NULL */

@@ -62,6 +62,11 @@ typedef struct rs_supervise_opts {
 	const char *end_time_file; /* --end-time-file FILE, re-read every tick */
 	double every;              /* --every SECONDS     default 0 (off) */
 	double save_timeout;       /* --save-timeout SECONDS default 3600 */
+	unsigned batch_script;     /* --batch-script 1: the application is a
+				    * batch script: a warning it does not
+				    * handle goes to the processes under it
+				    * that do (srun forwards it to its
+				    * steps), never kills it */
 	pid_t pid;                 /* --pid PID: adopt this child, or 0 */
 	char **argv;               /* -- PROG ARGS...: run this, or NULL */
 } rs_supervise_opts_t;

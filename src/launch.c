@@ -76,6 +76,8 @@ int rs_launch_argv(const rs_launch_t *l, char **argv, int *argc, char *buf,
 	}
 	if (l->spec->every)
 		_opt(&a, "--every", "%u", l->spec->every);
+	if (l->batch_script)
+		_opt(&a, "--batch-script", "%d", 1);
 	if (l->adopt > 0)
 		_opt(&a, "--pid", "%ld", (long)l->adopt);
 	else

@@ -38,6 +38,7 @@ static int _argv(rs_job_t *j, spank_t sp, pid_t adopt, char **argv,
 	l.part = nodeid;
 	l.nparts = nnodes ? nnodes : 1;
 	l.saver = local == 0 && rs_job_step_saves(j);
+	l.batch_script = j->step_id == RS_BATCH_STEP;
 	/* The status pipe goes to the saver only: it is close-on-exec
 	 * everywhere else, so the application never holds it. */
 	if (l.saver && j->st_pipe[1] > 2 &&

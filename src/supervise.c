@@ -185,6 +185,7 @@ static const struct opt_def opt_defs[] = {
 	{ "end-time-file", K_STR,     OFF(end_time_file) },
 	{ "every",         K_SECONDS, OFF(every) },
 	{ "save-timeout",  K_SECONDS, OFF(save_timeout) },
+	{ "batch-script",  K_UINT,    OFF(batch_script) },
 	{ "pid",           K_PID,     OFF(pid) },
 };
 #undef OFF
@@ -440,6 +441,10 @@ int rs_supervise_argv(const rs_supervise_opts_t *o, const char *path,
 	if (o->every > 0)
 		_arg_seconds(&ab, "--every", o->every);
 	_arg_seconds(&ab, "--save-timeout", o->save_timeout);
+	if (o->batch_script) {
+		_arg(&ab, "--batch-script");
+		_arg(&ab, "%u", o->batch_script);
+	}
 	if (o->pid > 0) {
 		_arg(&ab, "--pid");
 		_arg(&ab, "%d", (int)o->pid);

@@ -10,6 +10,7 @@
  * nothing runs in signal-handler context.  Decisions are made by the pure
  * code in supervise.c; this file only carries them out.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -210,6 +211,108 @@ static int _catches(pid_t pid, int sig)
 	return yes;
 }
 
+/* 1 if pid has a handler for sig (SigCgt) or blocks it (SigBlk: it waits
+ * for it with sigwait or a signalfd, as srun and this supervisor do), so
+ * the signal asks it to do something rather than ending it. */
+static int _handles(pid_t pid, int sig)
+{
+	char path[64], line[256];
+	unsigned long long mask, bit = 1ULL << (sig - 1);
+	int yes = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if ((sscanf(line, "SigCgt: %llx", &mask) == 1 ||
+		     sscanf(line, "SigBlk: %llx", &mask) == 1) && (mask & bit))
+			yes = 1;
+	fclose(f);
+	return yes;
+}
+
+/* The parent of pid (/proc/PID/stat: "pid (comm) state ppid ..."; comm may
+ * hold spaces and parentheses, so read after the last ')'), or -1. */
+static pid_t _parent_of(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	long ppid;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 1, " %*c %ld", &ppid) != 1)
+		return -1;
+	return (pid_t)ppid;
+}
+
+#define BELOW_MAX 4096
+
+/*
+ * A warning for a batch script that does not handle it (it would die of
+ * it, and the job with it): deliver it instead to every process below the
+ * script that handles it.  srun does (it forwards the signal to its
+ * step's tasks on every node, where each node's supervisor saves its
+ * part), and so does an application the script started itself.  This is
+ * what `--signal=SIG@T` without `B:` does, and what the tutorial's job
+ * expected of its `trap`.  Returns how many processes got it.
+ */
+static int _warn_below(pid_t top, int sig)
+{
+	pid_t pids[BELOW_MAX], parents[BELOW_MAX], below[BELOW_MAX];
+	size_t n = 0, nb = 0, i, k;
+	struct dirent *e;
+	int sent = 0, grew = 1;
+	DIR *d = opendir("/proc");
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d)) && n < BELOW_MAX) {
+		char *end;
+		long pid = strtol(e->d_name, &end, 10);
+
+		if (*end || pid <= 1 || pid == top || pid == S.self)
+			continue;
+		pids[n] = (pid_t)pid;
+		parents[n] = _parent_of((pid_t)pid);
+		n++;
+	}
+	closedir(d);
+	below[nb++] = top;
+	/* Grow the set of descendants until nothing new joins (no tree is
+	 * deeper than the number of processes). */
+	while (grew) {
+		grew = 0;
+		for (i = 0; i < n; i++) {
+			if (pids[i] <= 0)
+				continue;
+			for (k = 0; k < nb; k++)
+				if (parents[i] == below[k])
+					break;
+			if (k == nb || nb == BELOW_MAX)
+				continue;
+			below[nb++] = pids[i];
+			pids[i] = 0;
+			grew = 1;
+		}
+	}
+	for (k = 1; k < nb; k++)
+		if (_handles(below[k], sig) && kill(below[k], sig) == 0)
+			sent++;
+	return sent;
+}
+
 static void _touch(const char *path)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -331,6 +434,9 @@ static void _act(rs_supervise_action_t a)
 			 * state on request anyway, so save what is there now. */
 			if (_catches(S.app, S.o.signal))
 				kill(S.app, S.o.signal);
+			else if (S.o.batch_script &&
+				 _warn_below(S.app, S.o.signal) > 0)
+				; /* an application below will say when */
 			else if (S.sm.saver && S.o.ready)
 				_touch(S.o.ready);
 		}
@@ -411,8 +517,21 @@ static void _on_signal(const struct signalfd_siginfo *si)
 	/* Only a warning from outside starts a sequence; the order matters:
 	 * the ready file goes before the application hears the signal. */
 	if (sig == S.o.signal && si->ssi_pid != (uint32_t)S.self &&
-	    si->ssi_pid != (uint32_t)S.app)
+	    si->ssi_pid != (uint32_t)S.app) {
 		_feed(RS_SUPERVISE_EV_WARNING);
+		if (S.o.batch_script && !S.app_done && !_catches(S.app, sig)) {
+			int n = _warn_below(S.app, sig);
+
+			_say("the batch script does not handle %s: the warning "
+			     "went to %d process%s under it that do%s, not to "
+			     "the script (it would end the job)", strsignal(sig),
+			     n, n == 1 ? "" : "es",
+			     n ? " (srun passes it to every node's tasks)" : "");
+			if (!n && S.sm.saver && S.o.ready)
+				_touch(S.o.ready); /* nobody to wait for */
+			return;
+		}
+	}
 	_forward(si);
 	if (sig == SIGTERM)
 		_feed(RS_SUPERVISE_EV_TERM);
