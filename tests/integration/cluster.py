@@ -146,6 +146,7 @@ SlurmdParameters=config_overrides
 PlugStackConfig={self.plugstack}
 NodeName={nodes} NodeHostname={host} NodeAddr=127.0.0.1 Port={ports} CPUs=2 RealMemory=2000 State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
+PartitionName=gh-accelerated Nodes=ALL MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
 {self.extra_conf}
 """
         with open(self.conf, "w") as f:

@@ -16,7 +16,8 @@ from cluster import Cluster  # noqa: E402
 
 @pytest.fixture(scope="session")
 def cluster():
-    c = Cluster(nodes=int(os.environ.get("RS_NODES", "3")))
+    # Four nodes: the tutorial's reference job asks for --nodes=4.
+    c = Cluster(nodes=int(os.environ.get("RS_NODES", "4")))
     try:
         c.start()
         yield c
