@@ -59,9 +59,11 @@ int rs_policy_parse(int argc, char **argv, rs_policy_t *pol, rs_err_t *err);
 int rs_policy_check_spec(const rs_policy_t *pol, const rs_spec_t *spec,
 			 rs_err_t *err);
 
-/* Check an expanded, absolute checkpoint path against ckpt_roots after
- * lexical normalisation and symlink resolution (rs_path_resolve).  Run as
- * the job's user on the node.  0, or -EPERM naming the roots. */
+/* Check an expanded, absolute checkpoint path against ckpt_roots by where
+ * it really goes (rs_path_resolve: symlinks followed, ".." applied after
+ * them, never lexically first).  Run as the job's user on the node.  0,
+ * -EINVAL if not absolute, -EACCES if it cannot be resolved, or -EPERM
+ * naming the roots. */
 int rs_policy_check_ckpt_path(const rs_policy_t *pol, const char *path,
 			      rs_err_t *err);
 

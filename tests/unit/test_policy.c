@@ -227,8 +227,8 @@ START_TEST(test_path_resolve)
 {
 	char out[PATH_MAX], want[64];
 
-	/* .. is lexical (like the shell's cd), the existing prefix is
-	 * resolved: /proc/self is a symlink to /proc/<pid>. */
+	/* /proc/self is a symlink to /proc/<pid>: resolved first, then ".."
+	 * drops the missing x of /proc/<pid>. */
 	snprintf(want, sizeof(want), "/proc/%d/not/there", (int)getpid());
 	ck_assert_int_eq(rs_path_resolve("/proc/self/x/../not/there", out,
 					 sizeof(out), &e), 0);
@@ -236,6 +236,74 @@ START_TEST(test_path_resolve)
 	ck_assert_int_eq(rs_path_resolve("/does-not-exist/a", out, sizeof(out),
 					 &e), 0);
 	ck_assert_str_eq(out, "/does-not-exist/a");
+}
+END_TEST
+
+/* ROOT/link/../x is where link's parent is, not ROOT/x (issue #11): the
+ * site's ckpt_roots cannot be left through a symlink and "..". */
+START_TEST(test_path_resolve_dotdot_after_symlink_is_physical)
+{
+	char dir[] = "/tmp/rs-resolve-XXXXXX", real[PATH_MAX];
+	char a[PATH_MAX + 64], b[PATH_MAX + 64], out[PATH_MAX];
+	char want[PATH_MAX + 64];
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	ck_assert_ptr_nonnull(realpath(dir, real));
+	snprintf(a, sizeof(a), "%s/root", dir);
+	ck_assert_int_eq(mkdir(a, 0700), 0);
+	snprintf(a, sizeof(a), "%s/out", dir);
+	ck_assert_int_eq(mkdir(a, 0700), 0);
+	snprintf(a, sizeof(a), "%s/out/deep", dir);
+	ck_assert_int_eq(mkdir(a, 0700), 0);
+	snprintf(b, sizeof(b), "%s/root/link", dir);
+	ck_assert_int_eq(symlink(a, b), 0);
+	snprintf(b, sizeof(b), "%s/root/rel", dir);
+	ck_assert_int_eq(symlink("../out/deep", b), 0);
+	snprintf(b, sizeof(b), "%s/root/dangling", dir);
+	snprintf(a, sizeof(a), "%s/out/new", dir);
+	ck_assert_int_eq(symlink(a, b), 0);
+
+	snprintf(b, sizeof(b), "%s/root/link/../x", dir);
+	ck_assert_int_eq(rs_path_resolve(b, out, sizeof(out), &e), 0);
+	snprintf(want, sizeof(want), "%s/out/x", real);
+	ck_assert_str_eq(out, want);
+	snprintf(b, sizeof(b), "%s/root/rel/../../x", dir);
+	ck_assert_int_eq(rs_path_resolve(b, out, sizeof(out), &e), 0);
+	snprintf(want, sizeof(want), "%s/x", real);
+	ck_assert_str_eq(out, want);
+	/* a dangling link is followed: that is where mkdir would create */
+	snprintf(b, sizeof(b), "%s/root/dangling/ck", dir);
+	ck_assert_int_eq(rs_path_resolve(b, out, sizeof(out), &e), 0);
+	snprintf(want, sizeof(want), "%s/out/new/ck", real);
+	ck_assert_str_eq(out, want);
+	/* back from a missing folder, links are looked at again */
+	snprintf(b, sizeof(b), "%s/root/nope/../link/y", dir);
+	ck_assert_int_eq(rs_path_resolve(b, out, sizeof(out), &e), 0);
+	snprintf(want, sizeof(want), "%s/out/deep/y", real);
+	ck_assert_str_eq(out, want);
+
+	/* the policy judges by that */
+	snprintf(a, sizeof(a), "ckpt_roots=%s/root", dir);
+	ck_assert_int_eq(pol(a, NULL, NULL), 0);
+	snprintf(b, sizeof(b), "%s/root/link/../x", dir);
+	ck_assert_int_eq(rs_policy_check_ckpt_path(&p, b, &e), -EPERM);
+	snprintf(want, sizeof(want), "resolves to %s/out/x", real);
+	ck_assert_ptr_nonnull(strstr(e.msg, want));
+	snprintf(b, sizeof(b), "%s/root/dangling/ck", dir);
+	ck_assert_int_eq(rs_policy_check_ckpt_path(&p, b, &e), -EPERM);
+	snprintf(b, sizeof(b), "%s/root/job/../42", dir);
+	ck_assert_int_eq(rs_policy_check_ckpt_path(&p, b, &e), 0);
+	/* a link loop is an error, not a hang */
+	snprintf(a, sizeof(a), "%s/root/l1", dir);
+	snprintf(b, sizeof(b), "%s/root/l2", dir);
+	ck_assert_int_eq(symlink(b, a), 0);
+	ck_assert_int_eq(symlink(a, b), 0);
+	snprintf(b, sizeof(b), "%s/root/l1/x", dir);
+	ck_assert_int_eq(rs_path_resolve(b, out, sizeof(out), &e), -ELOOP);
+	ck_assert_int_eq(rs_policy_check_ckpt_path(&p, b, &e), -EACCES);
+
+	snprintf(a, sizeof(a), "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(a), 0);
 }
 END_TEST
 
@@ -324,6 +392,7 @@ static Suite *policy_suite(void)
 	tcase_add_test(tc, test_path_normalize);
 	tcase_add_test(tc, test_path_is_under);
 	tcase_add_test(tc, test_path_resolve);
+	tcase_add_test(tc, test_path_resolve_dotdot_after_symlink_is_physical);
 	tcase_add_test(tc, test_path_mkdir_p);
 	suite_add_tcase(su, tc);
 	tc = tcase_create("patterns");
