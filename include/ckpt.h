@@ -19,7 +19,13 @@
  * (job_id, attempt, seq): the k-th checkpoint of an attempt on every node.
  *
  * Every function runs with the caller's privileges only; it never follows
- * a symlink out of scratch and refuses a CKPT_DIR owned by another user.
+ * a symlink out of scratch.  SCRATCH and CKPT_DIR are opened through
+ * rs_safedir_open() (safedir.h): each must be the caller's own folder, not
+ * a symlink, not writable by group or others, with no "." or ".." in its
+ * path; the work is then done on the descriptors.  Setuid and setgid bits
+ * are never saved nor restored.  rs_ckpt_latest() and rs_ckpt_verify()
+ * only read: root may run them on a user's folder (O_NOFOLLOW, bounded
+ * reads of regular files only).
  * Return convention: 0 on success, -errno on failure with err filled.
  * Not thread-safe with respect to the same CKPT_DIR inside one process;
  * safe across processes and nodes (the lock).
@@ -71,7 +77,7 @@ int rs_ckpt_save(const char *scratch, const char *ckpt_dir, unsigned keep,
 
 /*
  * Restore generation `gen` (-1: the one `latest` points to), part `part`,
- * into SCRATCH (created 0700 if missing).  Files are copied (or reflinked),
+ * into SCRATCH (created 0700 if missing, with any missing parents).  Files are copied (or reflinked),
  * never hard-linked.  Refuses an incomplete or missing generation.
  */
 int rs_ckpt_restore(const char *ckpt_dir, const char *scratch, long gen,

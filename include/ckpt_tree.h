@@ -5,7 +5,8 @@
  *
  * Walks with openat/fstatat(AT_SYMLINK_NOFOLLOW)/O_NOFOLLOW only, so no
  * symlink inside the source is ever followed.  Regular files, directories
- * and symlinks are reproduced with their mode and mtime (not their owner:
+ * and symlinks are reproduced with their mode (without setuid and setgid;
+ * files without the sticky bit) and mtime (not their owner:
  * everything runs with the caller's privileges); sockets, FIFOs and
  * devices are skipped (counted in stats->skipped, reported through the
  * warning hook).  Data is copied with copy_file_range (the kernel reflinks

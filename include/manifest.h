@@ -32,15 +32,28 @@
 #define RS_MANIFEST_LOCK   ".lock"
 /* Largest manifest we agree to read: far above any real one (a generation
  * record is ~1 KiB), low enough that a garbage file cannot exhaust memory. */
-#define RS_MANIFEST_MAX_BYTES (64u << 20)
+#define RS_MANIFEST_MAX_BYTES (16u << 20)
+/* Largest per-part sidecar (gen-N/node-P.json): a few hundred bytes. */
+#define RS_MANIFEST_SIDECAR_MAX_BYTES (64u << 10)
 
 /*
- * Open CKPT_DIR as a directory fd (O_CLOEXEC).  create: make it (and any
- * missing parents) with mode 0700 if missing.  Refuses (-EPERM) a directory
- * owned by a uid other than the caller's effective uid, and (-ENOTDIR) a
- * path that is not a directory.  Returns the fd (>= 0) or -errno.
+ * Open CKPT_DIR as a directory fd (O_CLOEXEC) through rs_safedir_open()
+ * (safedir.h) with owner = the caller's effective uid.  create: make it
+ * (and any missing parents) with mode 0700 if missing.  Refuses (-EPERM)
+ * a folder owned by another uid or writable by group or others, (-ELOOP)
+ * a symlink, (-ENOTDIR) a path that is not a folder, (-EINVAL) a relative
+ * path or one with "." or "..".  Returns the fd (>= 0) or -errno.
  */
 int rs_manifest_open_dir(const char *ckpt_dir, int create, rs_err_t *err);
+
+/*
+ * The same, for readers that never write: where rs_manifest_open_dir()
+ * says -EPERM and the caller is root (an operator's `status DIR`, `ckpt
+ * list/verify DIR` on a user's folder), the folder is opened read-only with
+ * O_NOFOLLOW and must be a folder.  Everything read through it is bounded
+ * (rs_manifest_read_json_max_at).  Returns the fd (>= 0) or -errno.
+ */
+int rs_manifest_open_dir_read(const char *ckpt_dir, rs_err_t *err);
 
 /* Lock wait bound in ms: env RS_CKPT_LOCK_TIMEOUT (seconds, 1..3600),
  * default 30 s. */
@@ -107,9 +120,16 @@ int rs_manifest_write_json_at2(int dirfd, const char *dir_path,
 			       int sync_dir, rs_err_t *err);
 
 /* Read dirfd/name as a JSON object (at most RS_MANIFEST_MAX_BYTES).
- * -ENOENT if missing, -EBADMSG if not a JSON object. */
+ * Opened O_NOFOLLOW|O_NONBLOCK (a FIFO never blocks us), it must be a
+ * regular file.  -ENOENT if missing, -ELOOP if a symlink, -EBADMSG if not
+ * a regular file or not a JSON object, -EFBIG if larger than the bound. */
 int rs_manifest_read_json_at(int dirfd, const char *dir_path,
 			     const char *name, json_object **obj,
 			     rs_err_t *err);
+
+/* The same with the size bound given (e.g. RS_MANIFEST_SIDECAR_MAX_BYTES). */
+int rs_manifest_read_json_max_at(int dirfd, const char *dir_path,
+				 const char *name, size_t max_bytes,
+				 json_object **obj, rs_err_t *err);
 
 #endif

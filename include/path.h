@@ -11,7 +11,8 @@
 #include "err.h"
 
 /* Lexically normalise an absolute path: collapse //, drop ., resolve ..
- * (never above /), drop a trailing /.  -EINVAL if path is not absolute,
+ * (never above /), drop a trailing /.  Lexical only: for a path that may
+ * hold symlinks, ".." is judged by rs_path_resolve().  -EINVAL if path is not absolute,
  * -ENAMETOOLONG if out is too small. */
 int rs_path_normalize(const char *path, char *out, size_t len, rs_err_t *err);
 
@@ -19,9 +20,12 @@ int rs_path_normalize(const char *path, char *out, size_t len, rs_err_t *err);
  * /data2 is not under /data), else 0.  Both must be normalised. */
 int rs_path_is_under(const char *path, const char *root);
 
-/* Resolve symlinks in the longest existing prefix of absolute `path`
- * (realpath), then append the not-yet-existing rest, normalised.  With the
- * caller's privileges.  0 / -errno. */
+/* Where absolute `path` really goes: component by component, each symlink
+ * replaced by its target (also a dangling one: that is where a mkdir
+ * would create), ".." applied to what was resolved so far - never
+ * collapsed lexically first, so ROOT/link/../x is link's parent's x.  The
+ * part that does not exist is appended as it is, normalised.  With the
+ * caller's privileges.  0 / -errno (-ELOOP after 40 links). */
 int rs_path_resolve(const char *path, char *out, size_t len, rs_err_t *err);
 
 /* mkdir -p: create path and its missing parents with mode 0700 (what

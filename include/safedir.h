@@ -22,6 +22,15 @@
  *    no symlink anywhere;
  *  - RS_SAFEDIR_CREATE: missing components are created 0700 with the
  *    caller's privileges (mkdirat; the final one is then fchmod 0700).
+ *    A component someone else creates between our look and our mkdirat
+ *    (EEXIST) is looked at again and judged like any other; a final
+ *    symlink, even a dangling one, is never created through.
+ *
+ * Symlinks on the way are resolved like the kernel does: a ".." in their
+ * target goes to the physical parent, which is then judged as a folder on
+ * the way; at most 32 of them (-ELOOP).  Folders on the way are opened
+ * O_PATH, so search permission is enough (/home at 0711).  Messages name
+ * the folder that broke a rule (ownership, mode in octal) and the fix.
  *
  * Return convention: a descriptor (>= 0, O_RDONLY|O_DIRECTORY|O_CLOEXEC)
  * or -errno with err filled.
@@ -43,7 +52,8 @@ int rs_safedir_open(const char *path, uid_t owner, int flags,
 		    const char *what, rs_err_t *err);
 
 /* "/proc/self/fd/N" for an open descriptor: a path that resolves to the
- * very folder that was checked, for code that takes a path.  0/-ENOSPC. */
+ * very folder that was checked, for code that takes a path.  0, -ENOSPC
+ * if len is too small, -EINVAL for fd < 0 or buf NULL. */
 int rs_safedir_fd_path(int fd, char *buf, size_t len);
 
 #endif

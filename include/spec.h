@@ -133,6 +133,12 @@ int rs_spec_check_time_limit(const rs_spec_t *spec, uint32_t limit,
  * half the limit so that short jobs still checkpoint before their end. */
 uint32_t rs_spec_effective_lead(const rs_spec_t *spec, uint32_t limit);
 
+/* ckpt= and scratch= paths, as given and again after pattern expansion:
+ * -EINVAL if a component is "." or ".." ("ckpt=/a/../b: '..' is not
+ * allowed in ckpt=; give the folder's own path"), else 0.  key names the
+ * option in the message. */
+int rs_spec_check_path(const char *key, const char *path, rs_err_t *err);
+
 /* Levenshtein distance, for "did you mean". */
 unsigned rs_edit_distance(const char *a, const char *b);
 

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@
 #include "ckpt.h"
 #include "ckpt_tree.h"
 #include "manifest.h"
+#include "safedir.h"
 
 #define LATEST        "latest"
 #define STAGING       ".staging-"
@@ -225,24 +227,53 @@ static const char *_jstr(json_object *o, const char *k)
 	return NULL;
 }
 
+/* Manifests and sidecars are files a user can edit: every number from
+ * them is checked before it becomes an integer (a double out of range,
+ * NaN or infinite converts with undefined behaviour) or is added up. */
+#define JINT_MAX ((int64_t)1 << 53)   /* exact in a double, no sum wraps */
+
 static int64_t _jint(json_object *o, const char *k, int64_t dflt)
 {
 	json_object *v = NULL;
+	int64_t i;
 
-	if (json_object_object_get_ex(o, k, &v) &&
-	    (json_object_is_type(v, json_type_int) ||
-	     json_object_is_type(v, json_type_double)))
-		return json_object_get_int64(v);
+	if (!json_object_object_get_ex(o, k, &v))
+		return dflt;
+	if (json_object_is_type(v, json_type_int)) {
+		i = json_object_get_int64(v);
+		return i >= -JINT_MAX && i <= JINT_MAX ? i : dflt;
+	}
+	if (json_object_is_type(v, json_type_double)) {
+		double d = json_object_get_double(v);
+
+		if (!isfinite(d) || d < -(double)JINT_MAX ||
+		    d > (double)JINT_MAX)
+			return dflt;
+		return (int64_t)d;
+	}
 	return dflt;
 }
 
-static double _jdouble(json_object *o, const char *k)
+/* A count from a sidecar: 0 unless a whole number in 0..2^53. */
+static uint64_t _jcount(json_object *o, const char *k)
+{
+	int64_t v = _jint(o, k, 0);
+
+	return v > 0 ? (uint64_t)v : 0;
+}
+
+/* A number of seconds: 0 unless finite and in 0..lim. */
+static double _jdouble(json_object *o, const char *k, double lim)
 {
 	json_object *v = NULL;
+	double d;
 
-	if (json_object_object_get_ex(o, k, &v))
-		return json_object_get_double(v);
-	return 0;
+	if (!json_object_object_get_ex(o, k, &v) ||
+	    !(json_object_is_type(v, json_type_int) ||
+	      json_object_is_type(v, json_type_double)))
+		return 0;
+	d = json_object_get_double(v);
+	return isfinite(d) && d >= 0 && d <= lim ? d : 0;
 }
 
 /* Seconds to the millisecond: json-c would print 17 digits. */
@@ -285,7 +316,9 @@ static int _complete(int cfd, const char *name, unsigned *nparts_out,
 	parts = json_object_new_array();
 	for (unsigned p = 0; rc == 1 && (p == 0 || p < nparts); p++) {
 		snprintf(f, sizeof(f), "node-%u.json", p);
-		if (rs_manifest_read_json_at(gfd, name, f, &sc, &e) < 0) {
+		if (rs_manifest_read_json_max_at(gfd, name, f,
+						 RS_MANIFEST_SIDECAR_MAX_BYTES,
+						 &sc, &e) < 0) {
 			snprintf(why, wlen, "part %u has no record (%.150s)",
 				 p, e.msg);
 			rc = 0;
@@ -354,23 +387,27 @@ static int _record(int cfd, const char *dir_path, long gen,
 	for (unsigned i = 0; i < nparts; i++) {
 		json_object *s = json_object_array_get_idx(parts, i);
 		const char *node = _jstr(s, "node");
-		files += (uint64_t)_jint(s, "files", 0);
-		bytes += (uint64_t)_jint(s, "bytes", 0);
-		copied += (uint64_t)_jint(s, "bytes_copied", 0);
-		linked += (uint64_t)_jint(s, "bytes_linked", 0);
-		skipped += (uint64_t)_jint(s, "skipped", 0);
-		changed += (uint64_t)_jint(s, "changed", 0);
-		if (_jdouble(s, "seconds") > secs)
-			secs = _jdouble(s, "seconds");
-		if (_jdouble(s, "time_unix") > tmax)
-			tmax = _jdouble(s, "time_unix");
+		/* At most NPARTS_MAX (< 2^17) terms of at most 2^53:
+		 * no sum wraps, and each fits an int64 record field. */
+		files += _jcount(s, "files");
+		bytes += _jcount(s, "bytes");
+		copied += _jcount(s, "bytes_copied");
+		linked += _jcount(s, "bytes_linked");
+		skipped += _jcount(s, "skipped");
+		changed += _jcount(s, "changed");
+		if (_jdouble(s, "seconds", 1e9) > secs)
+			secs = _jdouble(s, "seconds", 1e9);
+		/* Up to year 5138: gmtime_r and strftime cope. */
+		if (_jdouble(s, "time_unix", 1e11) > tmax)
+			tmax = _jdouble(s, "time_unix", 1e11);
 		json_object_array_add(nodes, node ?
 				      json_object_new_string(node) : NULL);
 	}
 	p0 = json_object_array_get_idx(parts, 0);
 	t = (time_t)tmax;
-	gmtime_r(&t, &tm);
-	strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (!gmtime_r(&t, &tm) ||
+	    !strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(tbuf, sizeof(tbuf), "unknown");
 	rec = json_object_new_object();
 	json_object_object_add(rec, "gen", json_object_new_int64(gen));
 	_jadd_str(rec, "dir", name);
@@ -482,6 +519,16 @@ static int _parse_staging(const char *name, struct stg_key *k)
 	return 0;
 }
 
+/* now - t without overflow: mtimes are the user's to set (utimensat). */
+static time_t _age(time_t now, time_t t)
+{
+	if (t >= now)
+		return 0;
+	if (t < 0)
+		return now; /* before 1970: as old as can be */
+	return now - t;
+}
+
 /* Newest mtime of a staging directory and its direct entries: a writer
  * adds node-P.tmp-* and node-P entries there as it goes. */
 static time_t _staging_age(int cfd, const char *name, time_t now)
@@ -497,11 +544,11 @@ static time_t _staging_age(int cfd, const char *name, time_t now)
 	newest = st.st_mtime;
 	fd = openat(cfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
-		return now - newest;
+		return _age(now, newest);
 	d = fdopendir(fd);
 	if (!d) {
 		close(fd);
-		return now - newest;
+		return _age(now, newest);
 	}
 	while ((de = readdir(d)))
 		if (strcmp(de->d_name, "..") &&
@@ -509,7 +556,7 @@ static time_t _staging_age(int cfd, const char *name, time_t now)
 		    st.st_mtime > newest)
 			newest = st.st_mtime;
 	closedir(d);
-	return now - newest;
+	return _age(now, newest);
 }
 
 struct ctx {
@@ -913,27 +960,89 @@ static int _write_sidecar(int sfd, const char *stg_path, unsigned part,
 	return rc;
 }
 
+/* 1 if folder `inner` is folder `outer` or below it, judged by what the
+ * descriptors are (device and inode, walking up with ".."), not by their
+ * names: names can be links, bind mounts or renamed since.  0 if not,
+ * -errno if the walk fails. */
+static int _fd_within(int inner, int outer)
+{
+	struct stat o, st, up;
+	int cur, next, rc = 0;
+
+	if (fstat(outer, &o) < 0)
+		return -errno;
+	cur = openat(inner, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (cur < 0)
+		return -errno;
+	for (unsigned depth = 0; depth < 4096; depth++) {
+		if (fstat(cur, &st) < 0) {
+			rc = -errno;
+			break;
+		}
+		if (st.st_dev == o.st_dev && st.st_ino == o.st_ino) {
+			rc = 1;
+			break;
+		}
+		next = openat(cur, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (next < 0) {
+			rc = -errno;
+			break;
+		}
+		if (fstat(next, &up) < 0) {
+			rc = -errno;
+			close(next);
+			break;
+		}
+		close(cur);
+		cur = next;
+		if (up.st_dev == st.st_dev && up.st_ino == st.st_ino)
+			break;  /* "/" (or the root of our chroot) */
+	}
+	close(cur);
+	return rc;
+}
+
 /* Refuse CKPT_DIR inside SCRATCH (the save would copy the checkpoints into
  * themselves) and SCRATCH inside CKPT_DIR (a restore could overwrite
- * generations). */
-static int _check_nesting(const char *scratch, const char *ckpt_dir,
-			  rs_err_t *err)
+ * generations).  On the opened descriptors: what is used is what is
+ * judged. */
+static int _check_nesting(int sfd, int cfd, const char *scratch,
+			  const char *ckpt_dir, rs_err_t *err)
 {
-	char *a = realpath(scratch, NULL), *b = realpath(ckpt_dir, NULL);
-	int rc = 0;
+	int a = _fd_within(cfd, sfd), b = a == 0 ? _fd_within(sfd, cfd) : a;
 
-	if (a && b) {
-		size_t la = strlen(a), lb = strlen(b);
-		if ((lb >= la && !strncmp(a, b, la) &&
-		     (b[la] == '/' || b[la] == '\0' || la == 1)) ||
-		    (la > lb && !strncmp(a, b, lb) &&
-		     (a[lb] == '/' || lb == 1)))
-			rc = rs_err_set(err, EINVAL, "checkpoint %s into %s: "
-					"one folder is inside the other",
-					scratch, ckpt_dir);
+	if (a < 0 || b < 0)
+		return rs_err_set(err, -(a < 0 ? a : b), "checkpoint %s into "
+				  "%s: cannot tell whether one folder is "
+				  "inside the other: %s", scratch, ckpt_dir,
+				  strerror(-(a < 0 ? a : b)));
+	if (a || b)
+		return rs_err_set(err, EINVAL, "checkpoint %s into %s: one "
+				  "folder is inside the other; choose folders "
+				  "apart", scratch, ckpt_dir);
+	return 0;
+}
+
+/* 1 if the folder fd has no entries, 0 if it has, -errno. */
+static int _dir_empty(int fd)
+{
+	struct dirent *de;
+	int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 1;
+	DIR *d;
+
+	if (dfd < 0)
+		return -errno;
+	d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return -errno;
 	}
-	free(a);
-	free(b);
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+			rc = 0;
+			break;
+		}
+	closedir(d);
 	return rc;
 }
 
@@ -994,10 +1103,12 @@ int rs_ckpt_save(const char *scratch, const char *ckpt_dir, unsigned keep,
 	c.attempt = m.attempt;
 	c.seq = m.seq;
 
-	sfd = open(scratch, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	/* The user's own folder, not one another user planted where it
+	 * would be (issue #11): reading theirs would save their files into
+	 * our checkpoint. */
+	sfd = rs_safedir_open(scratch, geteuid(), 0, "scratch", err);
 	if (sfd < 0) {
-		rc = rs_err_set(err, errno, "checkpoint: open scratch %s: %s",
-				scratch, strerror(errno));
+		rc = sfd;
 		goto out;
 	}
 	c.cfd = _open_own_dir(ckpt_dir, 1, err);
@@ -1005,7 +1116,7 @@ int rs_ckpt_save(const char *scratch, const char *ckpt_dir, unsigned keep,
 		rc = c.cfd;
 		goto out;
 	}
-	if ((rc = _check_nesting(scratch, ckpt_dir, err)) < 0)
+	if ((rc = _check_nesting(sfd, c.cfd, scratch, ckpt_dir, err)) < 0)
 		goto out;
 	/* Names are bounded (job id and host at 63 bytes each), paths are
 	 * only for messages; a path too long to print is still an error
@@ -1180,7 +1291,7 @@ int rs_ckpt_latest(const char *ckpt_dir, char *buf, size_t len, long *gen,
 
 	if (gen)
 		*gen = -1;
-	cfd = _open_own_dir(ckpt_dir, 0, err);
+	cfd = rs_manifest_open_dir_read(ckpt_dir, err);
 	if (cfd < 0)
 		return cfd;
 	g = _latest(cfd);
@@ -1296,23 +1407,18 @@ int rs_ckpt_restore(const char *ckpt_dir, const char *scratch, long gen,
 				strerror(errno));
 		goto out;
 	}
-	dfd = open(scratch, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 && errno == ENOENT) {
-		if (mkdir(scratch, 0700) < 0 && errno != EEXIST) {
-			rc = rs_err_set(err, errno, "restore: create %s: %s",
-					scratch, strerror(errno));
-			goto out;
-		}
-		created = 1;
-		dfd = open(scratch, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dfd >= 0)
-			fchmod(dfd, 0700);
-	}
+	/* Restoring into a folder someone else made (or a symlink to one
+	 * in our home) would hand them our data or delete our files. */
+	dfd = rs_safedir_open(scratch, geteuid(), RS_SAFEDIR_CREATE,
+			      "scratch", err);
 	if (dfd < 0) {
-		rc = rs_err_set(err, errno, "restore: open scratch %s: %s",
-				scratch, strerror(errno));
+		rc = dfd;
 		goto out;
 	}
+	if ((rc = _check_nesting(dfd, cfd, scratch, ckpt_dir, err)) < 0)
+		goto out;
+	/* Nothing to replace in an empty folder (one we just made). */
+	created = _dir_empty(dfd) == 1;
 	o.sync = RS_CKPT_SYNC_NONE;
 	o.threads = (int)_env_ulong("RS_CKPT_THREADS", 0);
 	o.dst_fresh = created;
@@ -1356,7 +1462,8 @@ int rs_ckpt_verify(const char *ckpt_dir, rs_err_t *err)
 	int cfd, rc = 0, c;
 
 	rs_err_clear(err);
-	cfd = _open_own_dir(ckpt_dir, 0, err);
+	/* Read-only: root may verify a user's folder (ckpt verify DIR). */
+	cfd = rs_manifest_open_dir_read(ckpt_dir, err);
 	if (cfd < 0)
 		return cfd;
 	rc = rs_manifest_read_at(cfd, ckpt_dir, &root, err);

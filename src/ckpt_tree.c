@@ -14,6 +14,15 @@
 #include <unistd.h>
 
 #include "ckpt_tree.h"
+#include "safedir.h"
+
+/* Modes that are reproduced, in both directions (save and restore):
+ * never setuid or setgid, which would let whoever planted a file in a
+ * scratch or a checkpoint (issue #11) get a setuid binary owned by the
+ * job's user; directories keep the sticky bit (a shared /tmp-like folder
+ * inside scratch), files lose it. */
+#define FILE_MODE(m) ((mode_t)(m) & 0777)
+#define DIR_MODE(m)  ((mode_t)(m) & 01777)
 
 #define COPY_BUF (1u << 20)
 /* copy_file_range chunk: the unit of early writeback for large files */
@@ -323,7 +332,8 @@ static int _copy_file(struct walk *w, int sdir, int ddir, int pdir,
 	 * source's mtime, or an impossible one if it changed while read). */
 	if (pdir >= 0 &&
 	    fstatat(pdir, name, &ps, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    ps.st_mode == pre->st_mode && ps.st_size == pre->st_size &&
+	    (ps.st_mode & (S_IFMT | 0777)) ==
+	    (pre->st_mode & (S_IFMT | 0777)) && ps.st_size == pre->st_size &&
 	    _same_time(&ps.st_mtim, &pre->st_mtim)) {
 		if (linkat(pdir, name, ddir, name, 0) == 0) {
 			w->st->bytes_linked += (uint64_t)pre->st_size;
@@ -388,7 +398,7 @@ static int _copy_file(struct walk *w, int sdir, int ddir, int pdir,
 			times[1].tv_nsec = 999999999;
 		}
 	}
-	if (fchmod(out, st.st_mode & 07777) < 0 || futimens(out, times) < 0) {
+	if (fchmod(out, FILE_MODE(st.st_mode)) < 0 || futimens(out, times) < 0) {
 		rc = rs_err_set(w->err, errno, "set mode/mtime of %s/%s: %s",
 				w->dst_root, w->rel, strerror(errno));
 		goto out;
@@ -588,7 +598,7 @@ static int _run_job(struct walk *w, struct job *j)
 	times[0].tv_sec = 0;
 	times[0].tv_nsec = UTIME_OMIT;
 	times[1] = j->mtime;
-	if (fchmod(j->d, j->mode & 07777) < 0 || futimens(j->d, times) < 0)
+	if (fchmod(j->d, DIR_MODE(j->mode)) < 0 || futimens(j->d, times) < 0)
 		return rs_err_set(w->err, errno, "set mode/mtime of %s/%s: %s",
 				  w->dst_root, w->rel, strerror(errno));
 	if (w->o->sync == RS_CKPT_SYNC_FSYNC &&
@@ -702,7 +712,7 @@ static int _copy_subdir(struct walk *w, int sdir, int ddir, int pdir,
 	times[0].tv_sec = 0;
 	times[0].tv_nsec = UTIME_OMIT;
 	times[1] = st.st_mtim;
-	if (fchmod(cd, st.st_mode & 07777) < 0 || futimens(cd, times) < 0) {
+	if (fchmod(cd, DIR_MODE(st.st_mode)) < 0 || futimens(cd, times) < 0) {
 		rc = rs_err_set(w->err, errno, "set mode/mtime of %s/%s: %s",
 				w->dst_root, w->rel, strerror(errno));
 		goto out;
@@ -883,7 +893,7 @@ int rs_ckpt_tree_copy(int src_fd, int dst_fd, const char *src_path,
 		times[0].tv_sec = 0;
 		times[0].tv_nsec = UTIME_OMIT;
 		times[1] = st.st_mtim;
-		if (fchmod(dst_fd, st.st_mode & 07777) < 0 ||
+		if (fchmod(dst_fd, DIR_MODE(st.st_mode)) < 0 ||
 		    futimens(dst_fd, times) < 0) {
 			rc = rs_err_set(err, errno, "set mode/mtime of %s: %s",
 					dst_path, strerror(errno));
@@ -935,9 +945,20 @@ int rs_ckpt_tree_remove(int dirfd, const char *name, rs_err_t *err)
 		return 0;
 	}
 	/* Checkpointed directories keep their source mode, maybe read-only:
-	 * make them writable (they are ours) so their entries can go. */
-	if ((st.st_mode & 0700) != 0700)
-		fchmodat(dirfd, name, 0700, 0);
+	 * make them writable (they are ours) so their entries can go.  On a
+	 * descriptor (fchmodat would follow a symlink swapped in since the
+	 * fstatat); an O_PATH one, as 0000 cannot be opened for reading. */
+	if ((st.st_mode & 0700) != 0700) {
+		int pfd = openat(dirfd, name, O_PATH | O_DIRECTORY |
+				 O_NOFOLLOW | O_CLOEXEC);
+		char pp[64];
+
+		if (pfd >= 0) {
+			if (rs_safedir_fd_path(pfd, pp, sizeof(pp)) == 0)
+				chmod(pp, 0700);
+			close(pfd);
+		}
+	}
 	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 		    O_CLOEXEC);
 	if (fd < 0) {

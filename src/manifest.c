@@ -12,51 +12,45 @@
 
 #include "manifest.h"
 #include "path.h"
+#include "safedir.h"
 
 int rs_manifest_open_dir(const char *ckpt_dir, int create, rs_err_t *err)
 {
-	struct stat st;
-	int fd = -1, rc;
-	int created = 0;
-
 	if (!ckpt_dir || !*ckpt_dir)
-		return rs_err_set(err, EINVAL, "checkpoint directory: empty path");
-	fd = open(ckpt_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT && create) {
-		rc = rs_path_mkdir_p(ckpt_dir, err);
-		if (rc < 0)
-			return rc;
-		created = 1;
-		fd = open(ckpt_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	}
+		return rs_err_set(err, EINVAL, "checkpoint folder: empty path");
+	/* Someone else's folder could hold generations planted for us to
+	 * restore, or could be pruned under its owner's feet; a symlink or a
+	 * folder others can write to could be swapped: safedir refuses all
+	 * three, and creates what is missing 0700. */
+	return rs_safedir_open(ckpt_dir, geteuid(),
+			       create ? RS_SAFEDIR_CREATE : 0,
+			       "checkpoint folder", err);
+}
+
+int rs_manifest_open_dir_read(const char *ckpt_dir, rs_err_t *err)
+{
+	struct stat st;
+	int fd, rc;
+
+	fd = rs_manifest_open_dir(ckpt_dir, 0, err);
+	/* Reading is not using: an operator (root) may read any job's
+	 * history and generations; only writers must own the folder.  Still
+	 * never through a symlink at the end, and a folder only. */
+	if (fd != -EPERM || geteuid() != 0)
+		return fd;
+	fd = open(ckpt_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
-		return rs_err_set(err, errno, "open checkpoint directory %s: %s",
-				  ckpt_dir, strerror(errno));
-	if (fstat(fd, &st) < 0) {
-		rc = rs_err_set(err, errno, "stat checkpoint directory %s: %s",
-				ckpt_dir, strerror(errno));
-		goto fail;
+		return rs_err_set(err, errno, "open checkpoint folder %s: %s",
+				  ckpt_dir, errno == ELOOP ?
+				  "is a symbolic link" : strerror(errno));
+	if (fstat(fd, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		rc = rs_err_set(err, ENOTDIR, "checkpoint folder %s is not a "
+				"folder", ckpt_dir);
+		close(fd);
+		return rc;
 	}
-	/* Someone else's directory could hold generations planted for us to
-	 * restore, or could be pruned under its owner's feet: refuse it. */
-	if (st.st_uid != geteuid()) {
-		rc = rs_err_set(err, EPERM,
-				"checkpoint directory %s: owned by uid %u, not by "
-				"the caller (uid %u); refusing to use it",
-				ckpt_dir, (unsigned)st.st_uid,
-				(unsigned)geteuid());
-		goto fail;
-	}
-	/* mkdir() honours the umask; the contract says 0700 exactly. */
-	if (created && fchmod(fd, 0700) < 0) {
-		rc = rs_err_set(err, errno, "chmod 0700 %s: %s", ckpt_dir,
-				strerror(errno));
-		goto fail;
-	}
+	rs_err_clear(err);
 	return fd;
-fail:
-	close(fd);
-	return rc;
 }
 
 int rs_manifest_lock_timeout_ms(void)
@@ -131,35 +125,62 @@ int rs_manifest_read_json_at(int dirfd, const char *dir_path,
 			     const char *name, json_object **obj,
 			     rs_err_t *err)
 {
+	return rs_manifest_read_json_max_at(dirfd, dir_path, name,
+					    RS_MANIFEST_MAX_BYTES, obj, err);
+}
+
+int rs_manifest_read_json_max_at(int dirfd, const char *dir_path,
+				 const char *name, size_t max_bytes,
+				 json_object **obj, rs_err_t *err)
+{
 	struct json_tokener *tok = NULL;
 	json_object *o = NULL;
 	char *buf = NULL;
 	struct stat st;
-	size_t len = 0;
+	size_t len = 0, size;
 	int fd = -1, rc = 0;
 
 	*obj = NULL;
-	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (max_bytes > INT_MAX - 1)
+		max_bytes = INT_MAX - 1;   /* json_tokener takes an int */
+	/* O_NONBLOCK: root's CLI must not hang on a FIFO named
+	 * manifest.json; O_NOFOLLOW: nor read a link to /etc/shadow. */
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+		    O_CLOEXEC);
 	if (fd < 0) {
+		rc = rs_err_set(err, errno, "read %s/%s: %s", dir_path, name,
+				errno == ELOOP ? "is a symbolic link" :
+				strerror(errno));
+		goto out;
+	}
+	if (fstat(fd, &st) < 0) {
 		rc = rs_err_set(err, errno, "read %s/%s: %s", dir_path, name,
 				strerror(errno));
 		goto out;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    (uint64_t)st.st_size > RS_MANIFEST_MAX_BYTES) {
-		rc = rs_err_set(err, EBADMSG, "read %s/%s: not a regular file "
-				"of at most %u bytes", dir_path, name,
-				RS_MANIFEST_MAX_BYTES);
+	if (!S_ISREG(st.st_mode)) {
+		rc = rs_err_set(err, EBADMSG, "read %s/%s: not a regular file; "
+				"remove it", dir_path, name);
 		goto out;
 	}
-	buf = malloc((size_t)st.st_size + 1);
+	if (st.st_size < 0 || (uint64_t)st.st_size > max_bytes) {
+		rc = rs_err_set(err, EFBIG, "read %s/%s: %lld bytes, more "
+				"than the %zu this file may have; it is not "
+				"ours or is damaged", dir_path, name,
+				(long long)st.st_size, max_bytes);
+		goto out;
+	}
+	size = (size_t)st.st_size;
+	buf = malloc(size + 1);
 	if (!buf) {
 		rc = rs_err_set(err, ENOMEM, "read %s/%s: out of memory",
 				dir_path, name);
 		goto out;
 	}
-	while (len < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
+	/* At most the size fstat saw: a file that grows is read short and
+	 * fails to parse rather than read without end. */
+	while (len < size) {
+		ssize_t n = read(fd, buf + len, size - len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -264,15 +285,7 @@ int rs_manifest_read(const char *ckpt_dir, json_object **root, rs_err_t *err)
 	int fd, rc;
 
 	*root = NULL;
-	fd = rs_manifest_open_dir(ckpt_dir, 0, err);
-	/* Reading is not using: an operator (root) may read any job's
-	 * history and generations; only writers must own the folder. */
-	if (fd == -EPERM && geteuid() == 0) {
-		fd = open(ckpt_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0)
-			return rs_err_set(err, errno, "open checkpoint directory "
-					  "%s: %s", ckpt_dir, strerror(errno));
-	}
+	fd = rs_manifest_open_dir_read(ckpt_dir, err);
 	if (fd < 0)
 		return fd;
 	rc = rs_manifest_read_at(fd, ckpt_dir, root, err);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "path.h"
 
@@ -68,36 +69,102 @@ int rs_path_is_under(const char *path, const char *root)
 	return path[rl] == '\0' || path[rl] == '/';
 }
 
+/* Drop the last component of an absolute, symlink-free path ("" is /). */
+static void _pop(char *res)
+{
+	char *sl = strrchr(res, '/');
+
+	if (sl)
+		*sl = '\0';
+}
+
 int rs_path_resolve(const char *path, char *out, size_t len, rs_err_t *err)
 {
-	char norm[PATH_MAX], prefix[PATH_MAX], real[PATH_MAX];
-	char joined[PATH_MAX * 2];
-	size_t cut;
-	int rc;
+	/* res is always free of symlinks and of "." and "..": made of
+	 * components looked at one by one (links replaced by their targets)
+	 * and of components that do not exist.  So ".." applied to it is
+	 * the physical parent: ROOT/link/../x is judged by where link goes,
+	 * not collapsed to ROOT/x first. */
+	char todo[PATH_MAX * 2], next[PATH_MAX * 2], target[PATH_MAX];
+	char res[PATH_MAX], name[NAME_MAX + 1];
+	const char *rest;
+	unsigned hops = 0;
+	int exists = 1;
 
-	rc = rs_path_normalize(path, norm, sizeof(norm), err);
-	if (rc)
-		return rc;
-	/* Walk up until a prefix exists; realpath that, keep the rest. */
-	snprintf(prefix, sizeof(prefix), "%s", norm);
-	cut = strlen(prefix);
+	if (!path || path[0] != '/')
+		return rs_err_set(err, EINVAL, "'%s' is not an absolute path",
+				  path ? path : "(null)");
+	if (strlen(path) >= sizeof(todo))
+		return rs_err_set(err, ENAMETOOLONG, "path '%s' is too long",
+				  path);
+	snprintf(todo, sizeof(todo), "%s", path);
+	rest = todo;
+	res[0] = '\0';
 	for (;;) {
-		if (realpath(prefix, real))
+		struct stat st;
+		const char *s;
+		size_t rl = strlen(res), nl;
+		ssize_t n;
+
+		while (*rest == '/')
+			rest++;
+		if (!*rest)
 			break;
-		if (errno != ENOENT && errno != ENOTDIR)
-			return rs_err_set(err, errno, "resolve %s: %s", prefix,
-					  strerror(errno));
-		while (cut > 0 && prefix[cut - 1] != '/')
-			cut--;
-		if (cut <= 1) {
-			snprintf(real, sizeof(real), "/");
-			cut = 0;
-			break;
+		s = rest;
+		while (*rest && *rest != '/')
+			rest++;
+		nl = (size_t)(rest - s);
+		if (nl > NAME_MAX)
+			return rs_err_set(err, ENAMETOOLONG, "resolve %s: a "
+					  "name is too long", path);
+		memcpy(name, s, nl);
+		name[nl] = '\0';
+		if (!strcmp(name, "."))
+			continue;
+		if (!strcmp(name, "..")) {
+			_pop(res);
+			exists = 1;  /* back where things may exist: look */
+			continue;
 		}
-		prefix[--cut] = '\0';
+		if (rl + 1 + nl >= sizeof(res))
+			return rs_err_set(err, ENAMETOOLONG, "path '%s' is too "
+					  "long", path);
+		res[rl] = '/';
+		memcpy(res + rl + 1, name, nl + 1);
+		if (!exists)
+			continue;
+		if (lstat(res, &st) < 0) {
+			if (errno != ENOENT && errno != ENOTDIR)
+				return rs_err_set(err, errno, "resolve %s: %s",
+						  res, strerror(errno));
+			exists = 0;  /* nothing below can be a symlink */
+			continue;
+		}
+		if (!S_ISLNK(st.st_mode))
+			continue;
+		if (++hops > 40)
+			return rs_err_set(err, ELOOP, "resolve %s: too many "
+					  "symbolic links", path);
+		n = readlink(res, target, sizeof(target) - 1);
+		if (n < 0)
+			return rs_err_set(err, errno, "resolve %s: %s", res,
+					  strerror(errno));
+		target[n] = '\0';
+		if (snprintf(next, sizeof(next), "%s/%s", target, rest) >=
+		    (int)sizeof(next))
+			return rs_err_set(err, ENAMETOOLONG, "resolve %s: too "
+					  "long", path);
+		memcpy(todo, next, sizeof(todo));
+		rest = todo;
+		if (target[0] == '/')
+			res[0] = '\0';
+		else
+			_pop(res);   /* relative to the link's folder */
 	}
-	snprintf(joined, sizeof(joined), "%s/%s", real, norm + cut);
-	return rs_path_normalize(joined, out, len, err);
+	if (snprintf(out, len, "%s", res[0] ? res : "/") >= (int)len)
+		return rs_err_set(err, ENAMETOOLONG, "path '%s' is too long",
+				  path);
+	return 0;
 }
 
 int rs_path_mkdir_p(const char *path, rs_err_t *err)

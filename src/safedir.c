@@ -228,7 +228,7 @@ int rs_safedir_open(const char *path, uid_t owner, int flags,
 	char name[NAME_MAX + 1];
 	const char *rest;
 	unsigned hops = 0, races = 0;
-	int cur = -1, rc, r;
+	int cur = -1, rc, r, e;
 
 	rc = _check_syntax(&w);
 	if (rc < 0)
@@ -314,10 +314,19 @@ int rs_safedir_open(const char *path, uid_t owner, int flags,
 					goto raced;
 				goto again;
 			}
-			rc = rs_err_set(err, errno, "%s %s: %s%s%s: %s",
-					_what(&w), path,
-					strcmp(w.shown, "/") ? w.shown : "",
-					"/", name, strerror(errno));
+			e = errno;
+			_shown_push(&w, name);
+			if (e == ENOENT && last && !strcmp(w.shown, path))
+				rc = rs_err_set(err, e, "%s %s does not exist",
+						_what(&w), path);
+			else if (e == ENOENT)
+				rc = rs_err_set(err, e, "%s %s: folder %s does "
+						"not exist", _what(&w), path,
+						w.shown);
+			else
+				rc = rs_err_set(err, e, "%s %s: %s: %s",
+						_what(&w), path, w.shown,
+						strerror(e));
 			goto fail;
 		}
 		if (S_ISLNK(st.st_mode)) {

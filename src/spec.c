@@ -412,10 +412,34 @@ badf:
 			  v);
 }
 
+int rs_spec_check_path(const char *key, const char *path, rs_err_t *err)
+{
+	const char *p = path, *c;
+
+	/* "." and ".." are refused, not collapsed: collapsing them before
+	 * symlinks are resolved is how ROOT/link/../x left ckpt_roots, and a
+	 * folder is opened component by component (safedir.h) anyway. */
+	while (p && *p) {
+		while (*p == '/')
+			p++;
+		c = p;
+		while (*p && *p != '/')
+			p++;
+		if ((p - c == 1 && c[0] == '.') ||
+		    (p - c == 2 && c[0] == '.' && c[1] == '.'))
+			return rs_err_set(err, EINVAL, "%s=%s: '%.*s' is not "
+					  "allowed in %s=; give the folder's "
+					  "own path", key, path, (int)(p - c),
+					  c, key);
+	}
+	return 0;
+}
+
 static int _parse_path(const char *key, const char *v, char *dst,
 		       rs_err_t *err)
 {
 	const unsigned char *p;
+	int rc;
 
 	if (strlen(v) > RS_PATH_MAX)
 		return rs_err_set(err, ENAMETOOLONG,
@@ -430,6 +454,9 @@ static int _parse_path(const char *key, const char *v, char *dst,
 		if (*p < 0x20 || *p == 0x7f)
 			return rs_err_set(err, EINVAL,
 					  "%s: control character in path", key);
+	rc = rs_spec_check_path(key, v, err);
+	if (rc)
+		return rc;
 	for (p = (const unsigned char *)v; *p; p++) {
 		if (*p != '%')
 			continue;

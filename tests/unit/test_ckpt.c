@@ -511,7 +511,8 @@ END_TEST
 START_TEST(test_ckpt_restore_refuses_missing_and_incomplete)
 {
 	ck_assert_int_eq(rs_ckpt_restore(C, R, -1, 0, NULL, &e), -ENOENT);
-	ck_assert_ptr_nonnull(strstr(e.msg, "open checkpoint directory"));
+	ck_assert_ptr_nonnull(strstr(e.msg, "checkpoint folder"));
+	ck_assert_ptr_nonnull(strstr(e.msg, "does not exist"));
 	ck_assert_int_eq(mkdir(C, 0700), 0);
 	ck_assert_int_eq(rs_ckpt_restore(C, R, -1, 0, NULL, &e), -ENOENT);
 	ck_assert_ptr_nonnull(strstr(e.msg, "no complete generation"));
@@ -650,8 +651,11 @@ START_TEST(test_ckpt_foreign_owner_refused)
 	ck_assert_ptr_nonnull(strstr(e.msg, "owned by uid 54321"));
 	ck_assert_ptr_nonnull(strstr(e.msg, C));
 	ck_assert_int_eq(rs_ckpt_restore(C, R, -1, 0, NULL, &e), -EPERM);
-	ck_assert_int_eq(rs_ckpt_verify(C, &e), -EPERM);
-	ck_assert_int_eq(rs_ckpt_latest(C, buf, sizeof(buf), NULL, &e), -EPERM);
+	ck_assert_int_eq(access(R, F_OK), -1);
+	/* Reading is not using: root (an operator) may verify and list a
+	 * user's folder, read-only (issue #11 kept this on purpose). */
+	ck_assert_int_eq(rs_ckpt_verify(C, &e), 0);
+	ck_assert_int_eq(rs_ckpt_latest(C, buf, sizeof(buf), NULL, &e), -ENOENT);
 	ck_assert_int_eq(count_prefix(C, ""), 2);
 }
 END_TEST
@@ -706,7 +710,8 @@ START_TEST(test_ckpt_unreadable_file_fails_cleanly)
 	ck_assert_int_eq(latest(), -1);
 	ck_assert_int_eq(count_prefix(C, ".staging"), 0);
 	ck_assert_int_eq(count_prefix(C, "gen-"), 0);
-	ck_assert_int_eq(rs_ckpt_verify(C, &e), -EPERM); /* root, not owner */
+	/* root reads a user's folder read-only: empty, consistent */
+	ck_assert_int_eq(rs_ckpt_verify(C, &e), 0);
 }
 END_TEST
 
@@ -718,7 +723,8 @@ START_TEST(test_ckpt_bad_arguments)
 	ck_assert_int_eq(rs_ckpt_save(S, "", 1, NULL, NULL, &e), -EINVAL);
 	ck_assert_int_eq(rs_ckpt_save(P("%s/missing", base), C, 1, NULL, NULL,
 				      &e), -ENOENT);
-	ck_assert_ptr_nonnull(strstr(e.msg, "open scratch"));
+	ck_assert_ptr_nonnull(strstr(e.msg, "scratch"));
+	ck_assert_ptr_nonnull(strstr(e.msg, "does not exist"));
 	ck_assert_int_eq(rs_ckpt_save(S, P("%s/inside", S), 1, NULL, NULL, &e),
 			 -EINVAL);
 	ck_assert_ptr_nonnull(strstr(e.msg, "inside the other"));
@@ -1037,9 +1043,13 @@ END_TEST
 START_TEST(test_ckpt_restore_parent_missing)
 {
 	ck_assert_int_eq(save(1, NULL), 0);
+	/* Missing parents are made 0700, like the scratch itself (safedir
+	 * CREATE); before issue #11 this was -ENOENT. */
 	ck_assert_int_eq(rs_ckpt_restore(C, P("%s/no/such/dir", base), -1, 0,
-					 NULL, &e), -ENOENT);
-	ck_assert_ptr_nonnull(strstr(e.msg, "restore: create"));
+					 NULL, &e), 0);
+	ck_assert_uint_eq(lst(P("%s/no", base)).st_mode, S_IFDIR | 0700);
+	ck_assert_uint_eq(lst(P("%s/no/such/dir", base)).st_mode,
+			  S_IFDIR | 0700);
 }
 END_TEST
 
@@ -1104,6 +1114,183 @@ START_TEST(test_ckpt_vanished_entries_counted)
 }
 END_TEST
 
+/* ------------------------------------------------ issue #11: privileges */
+
+/* A setuid or setgid file is saved and restored without those bits, so
+ * whoever planted it cannot get a setuid binary owned by the job's user;
+ * a directory keeps its sticky bit but not setgid. */
+START_TEST(test_ckpt_setuid_setgid_never_saved_or_restored)
+{
+	put(P("%s/suid", S), "#!/bin/sh\n", 04755);
+	put(P("%s/sgid", S), "#!/bin/sh\n", 02711);
+	put(P("%s/sticky", S), "x", 01644);
+	ck_assert_int_eq(mkdir(P("%s/shared", S), 0700), 0);
+	ck_assert_int_eq(chmod(P("%s/shared", S), 03777), 0);
+	ck_assert_uint_eq(lst(P("%s/suid", S)).st_mode & 07777, 04755);
+	ck_assert_int_eq(save(2, NULL), 0);
+	ck_assert_uint_eq(lst(P("%s/gen-000001/node-0/suid", C)).st_mode,
+			  S_IFREG | 0755);
+	ck_assert_uint_eq(lst(P("%s/gen-000001/node-0/sgid", C)).st_mode,
+			  S_IFREG | 0711);
+	ck_assert_uint_eq(lst(P("%s/gen-000001/node-0/sticky", C)).st_mode,
+			  S_IFREG | 0644);
+	ck_assert_uint_eq(lst(P("%s/gen-000001/node-0/shared", C)).st_mode,
+			  S_IFDIR | 01777);
+	/* the next save hard-links the unchanged file (same mode once the
+	 * bits are dropped), still without them */
+	ck_assert_int_eq(save(2, NULL), 0);
+	ck_assert_uint_eq(lst(P("%s/gen-000002/node-0/suid", C)).st_mode,
+			  S_IFREG | 0755);
+	/* a setuid file planted in the checkpoint is restored without it */
+	ck_assert_int_eq(chmod(P("%s/gen-000002/node-0/sgid", C), 06755), 0);
+	ck_assert_int_eq(rs_ckpt_restore(C, R, -1, 0, NULL, &e), 0);
+	ck_assert_uint_eq(lst(P("%s/suid", R)).st_mode, S_IFREG | 0755);
+	ck_assert_uint_eq(lst(P("%s/sgid", R)).st_mode, S_IFREG | 0755);
+	ck_assert_uint_eq(lst(P("%s/shared", R)).st_mode, S_IFDIR | 01777);
+}
+END_TEST
+
+/* scratch=/tmp/run_%j pre-created by another user (0777, theirs): the
+ * save does not read it, the restore does not write into it. */
+START_TEST(test_ckpt_foreign_scratch_refused)
+{
+	char want[PATH_MAX + 128];
+
+	if (geteuid() != 0)
+		return; /* needs chown to another uid */
+	put(P("%s/f", S), "mine", 0644);
+	ck_assert_int_eq(save(1, NULL), 0);
+	ck_assert_int_eq(mkdir(R, 0777), 0);
+	ck_assert_int_eq(chown(R, 65534, 65534), 0);
+	ck_assert_int_eq(chmod(R, 0777), 0);
+	ck_assert_int_eq(rs_ckpt_restore(C, R, -1, 0, NULL, &e), -EPERM);
+	snprintf(want, sizeof(want), "scratch %s is owned by uid 65534, not "
+		 "by you (uid 0): remove it or choose another folder", R);
+	ck_assert_str_eq(e.msg, want);
+	ck_assert_int_eq(count_prefix(R, ""), 2); /* . and .. */
+	/* a planted file in their folder is not saved into our checkpoint */
+	put(P("%s/planted", R), "theirs", 0644);
+	ck_assert_int_eq(rs_ckpt_save(R, C, 1, NULL, NULL, &e), -EPERM);
+	ck_assert_ptr_nonnull(strstr(e.msg, "owned by uid 65534"));
+	ck_assert(!exists(P("%s/gen-000002", C)));
+	/* our own folder others may write to is refused as well */
+	ck_assert_int_eq(chmod(S, 0777), 0);
+	ck_assert_int_eq(save(1, NULL), -EPERM);
+	ck_assert_ptr_nonnull(strstr(e.msg, "mode 0777"));
+}
+END_TEST
+
+/* scratch a symlink (to a folder in our home): the restore refuses it
+ * rather than replace what the link points to. */
+START_TEST(test_ckpt_symlinked_scratch_refused)
+{
+	const char *home = P("%s/home", base);
+
+	put(P("%s/f", S), "ckpt", 0644);
+	ck_assert_int_eq(save(1, NULL), 0);
+	ck_assert_int_eq(mkdir(home, 0700), 0);
+	put(P("%s/precious", home), "keep me", 0644);
+	ck_assert_int_eq(symlink(home, R), 0);
+	ck_assert_int_eq(rs_ckpt_restore(C, R, -1, 0, NULL, &e), -ELOOP);
+	ck_assert_ptr_nonnull(strstr(e.msg, "is a symbolic link"));
+	ck_assert_str_eq(slurp(P("%s/precious", home)), "keep me");
+	ck_assert(!exists(P("%s/f", home)));
+	ck_assert_int_eq(rs_ckpt_save(R, C, 1, NULL, NULL, &e), -ELOOP);
+	/* nor a checkpoint folder given as a symlink */
+	ck_assert_int_eq(symlink(C, P("%s/clink", base)), 0);
+	ck_assert_int_eq(rs_ckpt_save(S, P("%s/clink", base), 1, NULL, NULL,
+				      &e), -ELOOP);
+	/* and ".." is no way around it */
+	ck_assert_int_eq(rs_ckpt_save(S, P("%s/s/../c", base), 1, NULL, NULL,
+				      &e), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(e.msg, "'..' is not allowed"));
+}
+END_TEST
+
+/* Nesting is judged on what the folders are: a symlink on the way (root's
+ * or ours, so followed) does not hide a checkpoint folder inside scratch. */
+START_TEST(test_ckpt_nesting_seen_through_symlinks)
+{
+	ck_assert_int_eq(symlink(S, P("%s/alias", base)), 0);
+	ck_assert_int_eq(rs_ckpt_save(S, P("%s/alias/ck", base), 1, NULL,
+				      NULL, &e), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(e.msg, "inside the other"));
+	put(P("%s/f", S), "x", 0644);
+	ck_assert_int_eq(save(1, NULL), 0);
+	ck_assert_int_eq(symlink(C, P("%s/calias", base)), 0);
+	ck_assert_int_eq(rs_ckpt_restore(C, P("%s/calias/gen-000001/x", base),
+					 -1, 0, NULL, &e), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(e.msg, "inside the other"));
+}
+END_TEST
+
+/* Root's CLI must not hang on a FIFO named manifest.json or node-0.json,
+ * nor read a huge one. */
+START_TEST(test_ckpt_fifo_and_huge_records_refused)
+{
+	int fd;
+
+	put(P("%s/f", S), "x", 0644);
+	ck_assert_int_eq(save(1, NULL), 0);
+	ck_assert_int_eq(unlink(P("%s/gen-000001/node-0.json", C)), 0);
+	ck_assert_int_eq(mkfifo(P("%s/gen-000001/node-0.json", C), 0600), 0);
+	ck_assert_int_eq(rs_ckpt_verify(C, &e), -EUCLEAN);
+	ck_assert_ptr_nonnull(strstr(e.msg, "not a regular file"));
+	ck_assert_int_eq(unlink(P("%s/gen-000001/node-0.json", C)), 0);
+	fd = open(P("%s/gen-000001/node-0.json", C), O_WRONLY | O_CREAT, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, RS_MANIFEST_SIDECAR_MAX_BYTES + 1), 0);
+	close(fd);
+	ck_assert_int_eq(rs_ckpt_verify(C, &e), -EUCLEAN);
+	ck_assert_ptr_nonnull(strstr(e.msg, "more than the"));
+	ck_assert_int_eq(rename(P("%s/manifest.json", C), P("%s/m", C)), 0);
+	ck_assert_int_eq(mkfifo(P("%s/manifest.json", C), 0600), 0);
+	ck_assert_int_eq(rs_ckpt_verify(C, &e), -EBADMSG);
+	ck_assert_ptr_nonnull(strstr(e.msg, "not a regular file"));
+	ck_assert_int_eq(unlink(P("%s/manifest.json", C)), 0);
+	ck_assert_int_eq(symlink(P("%s/m", C), P("%s/manifest.json", C)), 0);
+	ck_assert_int_eq(rs_ckpt_verify(C, &e), -ELOOP);
+}
+END_TEST
+
+/* Numbers in a sidecar are the user's: out-of-range, negative, infinite
+ * or NaN values become 0 in the record instead of undefined behaviour. */
+START_TEST(test_ckpt_sidecar_numbers_out_of_range)
+{
+	const char *sc = P("%s/gen-000001/node-0.json", C);
+	json_object *root, *r, *v = NULL;
+	char text[512];
+
+	put(P("%s/f", S), "x", 0644);
+	ck_assert_int_eq(save(3, NULL), 0);
+	snprintf(text, sizeof(text), "{ \"part\": 0, \"nparts\": 1.0, "
+		 "\"files\": -5, \"bytes\": 1.8e19, \"bytes_copied\": "
+		 "Infinity, \"skipped\": NaN, \"changed\": 99999999999999999999,"
+		 " \"seconds\": -Infinity, \"time_unix\": 1e300, "
+		 "\"attempt\": 1e300, \"seq\": -1e300 }");
+	ck_assert_int_eq(unlink(sc), 0);
+	put(sc, text, 0600);
+	/* drop the record: the next save rebuilds it from the sidecar */
+	put(P("%s/manifest.json", C),
+	    "{\"schema\":1,\"next_gen\":2,\"generations\":[]}", 0600);
+	ck_assert_int_eq(save(3, NULL), 0);
+	root = manifest();
+	r = json_object_array_get_idx(rs_manifest_generations(root), 0);
+	ck_assert_int_eq(rec_int(root, 0, "gen"), 1);
+	ck_assert_int_eq(rec_int(root, 0, "files"), 0);
+	ck_assert_int_eq(rec_int(root, 0, "bytes"), 0);
+	ck_assert_int_eq(rec_int(root, 0, "bytes_copied"), 0);
+	ck_assert_int_eq(rec_int(root, 0, "skipped"), 0);
+	ck_assert_int_eq(rec_int(root, 0, "time_unix"), 0);
+	ck_assert_int_eq(rec_int(root, 0, "attempt"), 0);
+	ck_assert_int_eq(rec_int(root, 0, "seq"), 0);
+	ck_assert(json_object_object_get_ex(r, "time", &v));
+	ck_assert_str_eq(json_object_get_string(v), "1970-01-01T00:00:00Z");
+	json_object_put(root);
+	ck_assert_int_eq(rs_ckpt_verify(C, &e), 0);
+}
+END_TEST
+
 static Suite *ckpt_suite(void)
 {
 	Suite *s = suite_create("ckpt");
@@ -1148,6 +1335,12 @@ static Suite *ckpt_suite(void)
 	tc = tcase_create("privileges_and_arguments");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_ckpt_foreign_owner_refused);
+	tcase_add_test(tc, test_ckpt_setuid_setgid_never_saved_or_restored);
+	tcase_add_test(tc, test_ckpt_foreign_scratch_refused);
+	tcase_add_test(tc, test_ckpt_symlinked_scratch_refused);
+	tcase_add_test(tc, test_ckpt_nesting_seen_through_symlinks);
+	tcase_add_test(tc, test_ckpt_fifo_and_huge_records_refused);
+	tcase_add_test(tc, test_ckpt_sidecar_numbers_out_of_range);
 	tcase_add_test(tc, test_ckpt_creates_dir_0700);
 	tcase_add_test(tc, test_ckpt_unreadable_file_fails_cleanly);
 	tcase_add_test(tc, test_ckpt_bad_arguments);

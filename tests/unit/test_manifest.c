@@ -289,6 +289,56 @@ START_TEST(test_manifest_write_is_atomic_and_tidy)
 }
 END_TEST
 
+START_TEST(test_manifest_root_reads_foreign_folder_read_only)
+{
+	json_object *root = NULL;
+	char l[PATH_MAX + 8];
+
+	if (geteuid() != 0)
+		return; /* needs chown to another uid */
+	write_manifest("{\"schema\":1,\"next_gen\":4,\"generations\":[]}");
+	ck_assert_int_eq(chown(C, 65534, 65534), 0);
+	/* reading: root may, read-only */
+	ck_assert_int_eq(rs_manifest_read(C, &root, &e), 0);
+	ck_assert_int_eq(get_int(root, "next_gen"), 4);
+	json_object_put(root);
+	root = NULL;
+	/* writing: never into someone else's folder */
+	ck_assert_int_eq(rs_manifest_update(C, nochange_cb, NULL, &e), -EPERM);
+	ck_assert_ptr_nonnull(strstr(e.msg, "owned by uid 65534"));
+	/* and never through a symlink, not even reading */
+	snprintf(l, sizeof(l), "%s/link", base);
+	ck_assert_int_eq(symlink(C, l), 0);
+	ck_assert_int_eq(rs_manifest_read(l, &root, &e), -ELOOP);
+	ck_assert_ptr_null(root);
+}
+END_TEST
+
+/* A FIFO named manifest.json: refused at once, never read (a blocking
+ * open would hang root's CLI until Check's timeout fails this test). */
+START_TEST(test_manifest_fifo_and_oversize_refused)
+{
+	json_object *root = NULL;
+	char p[PATH_MAX + 32];
+	int fd;
+
+	ck_assert_int_eq(mkdir(C, 0700), 0);
+	snprintf(p, sizeof(p), "%s/manifest.json", C);
+	ck_assert_int_eq(mkfifo(p, 0600), 0);
+	ck_assert_int_eq(rs_manifest_read(C, &root, &e), -EBADMSG);
+	ck_assert_ptr_nonnull(strstr(e.msg, "not a regular file"));
+	ck_assert_ptr_null(root);
+	ck_assert_int_eq(unlink(p), 0);
+	fd = open(p, O_WRONLY | O_CREAT, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, RS_MANIFEST_MAX_BYTES + 1), 0);
+	close(fd);
+	ck_assert_int_eq(rs_manifest_read(C, &root, &e), -EFBIG);
+	ck_assert_ptr_nonnull(strstr(e.msg, "16777217 bytes"));
+	ck_assert_ptr_null(root);
+}
+END_TEST
+
 static Suite *manifest_suite(void)
 {
 	Suite *s = suite_create("manifest");
@@ -312,6 +362,8 @@ static Suite *manifest_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_manifest_lock_wait_is_bounded);
 	tcase_add_test(tc, test_manifest_open_dir_checks);
+	tcase_add_test(tc, test_manifest_root_reads_foreign_folder_read_only);
+	tcase_add_test(tc, test_manifest_fifo_and_oversize_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -117,6 +117,40 @@ START_TEST(test_policy_errors_name_the_argument)
 }
 END_TEST
 
+START_TEST(test_policy_timeouts)
+{
+	/* defaults */
+	ck_assert_int_eq(pol(NULL, NULL, NULL), 0);
+	ck_assert_uint_eq(p.file_timeout_ms, 20000);
+	ck_assert_uint_eq(p.restore_timeout_ms, 120000);
+	/* parsed like min_every, stored in ms */
+	ck_assert_int_eq(pol("file_timeout=45s", "restore_timeout=1h", NULL), 0);
+	ck_assert_uint_eq(p.file_timeout_ms, 45000);
+	ck_assert_uint_eq(p.restore_timeout_ms, 3600000);
+	ck_assert_int_eq(pol("file_timeout=1", "restore_timeout=1s", NULL), 0);
+	ck_assert_uint_eq(p.file_timeout_ms, 1000);
+	ck_assert_uint_eq(p.restore_timeout_ms, 1000);
+	ck_assert_int_eq(pol("file_timeout=10m", "restore_timeout=1m30s",
+			     NULL), 0);
+	ck_assert_uint_eq(p.file_timeout_ms, 600000);
+	ck_assert_uint_eq(p.restore_timeout_ms, 90000);
+	/* bounds, named in the message */
+	ck_assert_int_eq(pol("file_timeout=0", NULL, NULL), -ERANGE);
+	ck_assert_str_eq(e.msg, "file_timeout=0: must be from 1s to 10m");
+	ck_assert_int_eq(pol("file_timeout=10m1s", NULL, NULL), -ERANGE);
+	ck_assert_int_eq(pol("restore_timeout=1h1s", NULL, NULL), -ERANGE);
+	ck_assert_str_eq(e.msg, "restore_timeout=1h1s: must be from 1s to 1h");
+	ck_assert_int_eq(pol("restore_timeout=0", NULL, NULL), -ERANGE);
+	ck_assert_int_eq(pol("file_timeout=soon", NULL, NULL), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(e.msg, "file_timeout=soon: "));
+	ck_assert_int_eq(pol("file_timeout=1s", "file_timeout=2s", NULL),
+			 -EINVAL);
+	ck_assert_str_eq(e.msg, "file_timeout: given twice");
+	ck_assert_ptr_nonnull(strstr(rs_policy_keys(), "file_timeout"));
+	ck_assert_ptr_nonnull(strstr(rs_policy_keys(), "restore_timeout"));
+}
+END_TEST
+
 START_TEST(test_policy_roots_bound)
 {
 	char buf[RS_MAX_ROOTS * 4 + 32] = "ckpt_roots=";
@@ -156,9 +190,18 @@ START_TEST(test_policy_roots_at_submit)
 	ck_assert_int_eq(check("ckpt=/scratch/x%j/y"), 0);
 	ck_assert_int_eq(check("ckpt=/lustre/p"), -EPERM);
 	ck_assert_int_eq(check("ckpt=/lustre/p2/x"), -EPERM);
-	ck_assert_int_eq(check("ckpt=/lustre/p/../q/%j"), -EPERM);
 	ck_assert_ptr_nonnull(strstr(e.msg, "ckpt_roots=/lustre/p:/scratch"));
-	ck_assert_int_eq(check("ckpt=/lustre/p/a/../../q"), -EPERM);
+	/* '..' never reaches the roots check: the SPEC itself is refused
+	 * (it was -EPERM here before issue #11) */
+	{
+		rs_spec_t sp;
+
+		ck_assert_int_eq(rs_spec_parse("ckpt=/lustre/p/../q/%j", &sp,
+					       &e), -EINVAL);
+		ck_assert_int_eq(rs_spec_parse("ckpt=/lustre/p/a/../../q", &sp,
+					       &e), -EINVAL);
+		ck_assert_ptr_nonnull(strstr(e.msg, "'..' is not allowed"));
+	}
 	ck_assert_int_eq(check("ckpt=/tmp/%j"), -EPERM);
 	ck_assert_int_eq(check("ckpt=/lustre%j"), -EPERM);
 	ck_assert_int_eq(check("retries=1"), 0);
@@ -227,8 +270,8 @@ START_TEST(test_path_resolve)
 {
 	char out[PATH_MAX], want[64];
 
-	/* .. is lexical (like the shell's cd), the existing prefix is
-	 * resolved: /proc/self is a symlink to /proc/<pid>. */
+	/* /proc/self is a symlink to /proc/<pid>: resolved first, then ".."
+	 * drops the missing x of /proc/<pid>. */
 	snprintf(want, sizeof(want), "/proc/%d/not/there", (int)getpid());
 	ck_assert_int_eq(rs_path_resolve("/proc/self/x/../not/there", out,
 					 sizeof(out), &e), 0);
@@ -236,6 +279,74 @@ START_TEST(test_path_resolve)
 	ck_assert_int_eq(rs_path_resolve("/does-not-exist/a", out, sizeof(out),
 					 &e), 0);
 	ck_assert_str_eq(out, "/does-not-exist/a");
+}
+END_TEST
+
+/* ROOT/link/../x is where link's parent is, not ROOT/x (issue #11): the
+ * site's ckpt_roots cannot be left through a symlink and "..". */
+START_TEST(test_path_resolve_dotdot_after_symlink_is_physical)
+{
+	char dir[] = "/tmp/rs-resolve-XXXXXX", real[PATH_MAX];
+	char a[PATH_MAX + 64], b[PATH_MAX + 64], out[PATH_MAX];
+	char want[PATH_MAX + 64];
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	ck_assert_ptr_nonnull(realpath(dir, real));
+	snprintf(a, sizeof(a), "%s/root", dir);
+	ck_assert_int_eq(mkdir(a, 0700), 0);
+	snprintf(a, sizeof(a), "%s/out", dir);
+	ck_assert_int_eq(mkdir(a, 0700), 0);
+	snprintf(a, sizeof(a), "%s/out/deep", dir);
+	ck_assert_int_eq(mkdir(a, 0700), 0);
+	snprintf(b, sizeof(b), "%s/root/link", dir);
+	ck_assert_int_eq(symlink(a, b), 0);
+	snprintf(b, sizeof(b), "%s/root/rel", dir);
+	ck_assert_int_eq(symlink("../out/deep", b), 0);
+	snprintf(b, sizeof(b), "%s/root/dangling", dir);
+	snprintf(a, sizeof(a), "%s/out/new", dir);
+	ck_assert_int_eq(symlink(a, b), 0);
+
+	snprintf(b, sizeof(b), "%s/root/link/../x", dir);
+	ck_assert_int_eq(rs_path_resolve(b, out, sizeof(out), &e), 0);
+	snprintf(want, sizeof(want), "%s/out/x", real);
+	ck_assert_str_eq(out, want);
+	snprintf(b, sizeof(b), "%s/root/rel/../../x", dir);
+	ck_assert_int_eq(rs_path_resolve(b, out, sizeof(out), &e), 0);
+	snprintf(want, sizeof(want), "%s/x", real);
+	ck_assert_str_eq(out, want);
+	/* a dangling link is followed: that is where mkdir would create */
+	snprintf(b, sizeof(b), "%s/root/dangling/ck", dir);
+	ck_assert_int_eq(rs_path_resolve(b, out, sizeof(out), &e), 0);
+	snprintf(want, sizeof(want), "%s/out/new/ck", real);
+	ck_assert_str_eq(out, want);
+	/* back from a missing folder, links are looked at again */
+	snprintf(b, sizeof(b), "%s/root/nope/../link/y", dir);
+	ck_assert_int_eq(rs_path_resolve(b, out, sizeof(out), &e), 0);
+	snprintf(want, sizeof(want), "%s/out/deep/y", real);
+	ck_assert_str_eq(out, want);
+
+	/* the policy judges by that */
+	snprintf(a, sizeof(a), "ckpt_roots=%s/root", dir);
+	ck_assert_int_eq(pol(a, NULL, NULL), 0);
+	snprintf(b, sizeof(b), "%s/root/link/../x", dir);
+	ck_assert_int_eq(rs_policy_check_ckpt_path(&p, b, &e), -EPERM);
+	snprintf(want, sizeof(want), "resolves to %s/out/x", real);
+	ck_assert_ptr_nonnull(strstr(e.msg, want));
+	snprintf(b, sizeof(b), "%s/root/dangling/ck", dir);
+	ck_assert_int_eq(rs_policy_check_ckpt_path(&p, b, &e), -EPERM);
+	snprintf(b, sizeof(b), "%s/root/job/../42", dir);
+	ck_assert_int_eq(rs_policy_check_ckpt_path(&p, b, &e), 0);
+	/* a link loop is an error, not a hang */
+	snprintf(a, sizeof(a), "%s/root/l1", dir);
+	snprintf(b, sizeof(b), "%s/root/l2", dir);
+	ck_assert_int_eq(symlink(b, a), 0);
+	ck_assert_int_eq(symlink(a, b), 0);
+	snprintf(b, sizeof(b), "%s/root/l1/x", dir);
+	ck_assert_int_eq(rs_path_resolve(b, out, sizeof(out), &e), -ELOOP);
+	ck_assert_int_eq(rs_policy_check_ckpt_path(&p, b, &e), -EACCES);
+
+	snprintf(a, sizeof(a), "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(a), 0);
 }
 END_TEST
 
@@ -314,6 +425,7 @@ static Suite *policy_suite(void)
 	tcase_add_test(tc, test_policy_every_key);
 	tcase_add_test(tc, test_policy_errors_name_the_argument);
 	tcase_add_test(tc, test_policy_roots_bound);
+	tcase_add_test(tc, test_policy_timeouts);
 	suite_add_tcase(su, tc);
 	tc = tcase_create("enforces_caps");
 	tcase_add_test(tc, test_policy_caps);
@@ -324,6 +436,7 @@ static Suite *policy_suite(void)
 	tcase_add_test(tc, test_path_normalize);
 	tcase_add_test(tc, test_path_is_under);
 	tcase_add_test(tc, test_path_resolve);
+	tcase_add_test(tc, test_path_resolve_dotdot_after_symlink_is_physical);
 	tcase_add_test(tc, test_path_mkdir_p);
 	suite_add_tcase(su, tc);
 	tc = tcase_create("patterns");

@@ -413,6 +413,29 @@ START_TEST(test_spec_time_limit_fit)
 }
 END_TEST
 
+START_TEST(test_spec_path_dot_components_refused)
+{
+	ck_assert_int_eq(parse("ckpt=/a/../b"), -EINVAL);
+	ck_assert_str_eq(e.msg, "ckpt=/a/../b: '..' is not allowed in ckpt=; "
+			 "give the folder's own path");
+	ck_assert_int_eq(parse("ckpt=/a,scratch=/tmp/./run"), -EINVAL);
+	ck_assert_str_eq(e.msg, "scratch=/tmp/./run: '.' is not allowed in "
+			 "scratch=; give the folder's own path");
+	ck_assert_int_eq(parse("ckpt=/a/.."), -EINVAL);
+	ck_assert_int_eq(parse("ckpt=/.."), -EINVAL);
+	ck_assert_int_eq(parse("ckpt=/a//b/"), 0);
+	/* names that merely start with dots are names */
+	ck_assert_int_eq(parse("ckpt=/a/...,scratch=/tmp/.run/..x"), 0);
+	ck_assert_str_eq(s.scratch, "/tmp/.run/..x");
+	/* after pattern expansion, the same check */
+	ck_assert_int_eq(rs_spec_check_path("ckpt", "/c/42/x", &e), 0);
+	ck_assert_int_eq(rs_spec_check_path("scratch", "/c/../x", &e),
+			 -EINVAL);
+	ck_assert_ptr_nonnull(strstr(e.msg, "not allowed in scratch="));
+	ck_assert_int_eq(rs_spec_check_path("ckpt", "/c/.", &e), -EINVAL);
+}
+END_TEST
+
 static Suite *spec_suite(void)
 {
 	Suite *su = suite_create("spec");
@@ -421,6 +444,7 @@ static Suite *spec_suite(void)
 	tc = tcase_create("defaults_and_keys");
 	tcase_add_test(tc, test_spec_defaults);
 	tcase_add_test(tc, test_spec_every_key);
+	tcase_add_test(tc, test_spec_path_dot_components_refused);
 	tcase_add_test(tc, test_spec_off_and_help);
 	suite_add_tcase(su, tc);
 	tc = tcase_create("refuses_bad_input");
