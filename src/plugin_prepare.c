@@ -32,6 +32,16 @@ static const char *_token(const char *s)
 	return s;
 }
 
+/* An expanded path ($VARIABLEs are the job's): absolute, no "." or "..". */
+static int _check_expanded(const char *key, const char *path, rs_err_t *err)
+{
+	if (path[0] != '/')
+		return rs_err_set(err, EINVAL, "%s=%s is not an absolute path "
+				  "once expanded: give an absolute path", key,
+				  path);
+	return rs_spec_check_path(key, path, err);
+}
+
 /* $NAME in ckpt=/scratch=: the job's own environment. */
 static int _job_env(void *arg, const char *name, char *buf, size_t len)
 {
@@ -79,12 +89,16 @@ int rs_prepare_paths(rs_job_t *j, spank_t sp, rs_err_t *err)
 	if (j->spec.ckpt[0]) {
 		rc = rs_pattern_expand(j->spec.ckpt, &ctx, j->ckpt,
 				       sizeof(j->ckpt), err);
-		if (rc)
+		if (rc || (rc = _check_expanded("ckpt", j->ckpt, err)))
 			return rc;
 	}
-	if (j->spec.scratch[0])
-		return rs_pattern_expand(j->spec.scratch, &ctx, j->scratch,
-					 sizeof(j->scratch), err);
+	if (j->spec.scratch[0]) {
+		rc = rs_pattern_expand(j->spec.scratch, &ctx, j->scratch,
+				       sizeof(j->scratch), err);
+		if (rc)
+			return rc;
+		return _check_expanded("scratch", j->scratch, err);
+	}
 	/* No scratch=: a folder of this job's own in TMPDIR (or /tmp), never
 	 * TMPDIR itself, which other users' files may share.  A squatted
 	 * one is refused when it is opened (rs_prepare_user). */

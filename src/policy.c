@@ -300,12 +300,17 @@ int rs_policy_check_spec(const rs_policy_t *pol, const rs_spec_t *spec,
 		/* Before the job id is known, check the folder the patterns
 		 * will live in: everything up to the last '/' before the
 		 * first pattern.  Pattern values cannot contain '/' or be
-		 * "..", so they cannot climb out of it. */
+		 * "..", so they cannot climb out of it; a $VARIABLE's value
+		 * can, and is judged again on the node once expanded. */
 		memcpy(prefix, spec->ckpt, pl);
 		prefix[pl] = '\0';
 		if (pl < strlen(spec->ckpt)) {
 			char *slash = strrchr(prefix, '/');
 
+			/* It starts with a $VARIABLE of the job: only the node
+			 * knows where it goes (rs_policy_check_ckpt_path). */
+			if (!slash)
+				return 0;
 			slash[1] = '\0';
 			/* A pattern component below the root counts as
 			 * strictly inside it: add a placeholder. */

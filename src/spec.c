@@ -445,11 +445,38 @@ static int _parse_path(const char *key, const char *v, char *dst,
 		return rs_err_set(err, ENAMETOOLONG,
 				  "%s: path longer than %d characters", key,
 				  RS_PATH_MAX);
-	if (v[0] != '/')
+	if (v[0] != '/' && !(v[0] == '$' && (v[1] == '{' || v[1] == '_' ||
+					     (v[1] >= 'A' && v[1] <= 'Z') ||
+					     (v[1] >= 'a' && v[1] <= 'z'))))
 		return rs_err_set(err, EINVAL,
 				  "%s: '%s' is not an absolute path (start it "
-				  "with /; patterns %%j %%A %%a %%u %%x %%n "
+				  "with / or a $VARIABLE of the job's "
+				  "environment; patterns %%j %%A %%a %%u %%x %%n "
 				  "may follow)", key, v);
+	for (p = (const unsigned char *)v; *p; p++) {
+		const unsigned char *q;
+
+		if (*p != '$')
+			continue;
+		if (p[1] == '$') {
+			p++;
+			continue;
+		}
+		q = p + 1 + (p[1] == '{');
+		if (!(*q == '_' || (*q >= 'A' && *q <= 'Z') ||
+		      (*q >= 'a' && *q <= 'z')))
+			return rs_err_set(err, EINVAL,
+					  "%s: a '$' in '%s' must start a "
+					  "variable name ($NAME or ${NAME}; $$ "
+					  "for a '$')", key, v);
+		while (*q == '_' || (*q >= 'A' && *q <= 'Z') ||
+		       (*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9'))
+			q++;
+		if (p[1] == '{' && *q != '}')
+			return rs_err_set(err, EINVAL, "%s: '${' without '}' in "
+					  "'%s'", key, v);
+		p = q - 1;
+	}
 	for (p = (const unsigned char *)v; *p; p++)
 		if (*p < 0x20 || *p == 0x7f)
 			return rs_err_set(err, EINVAL,
