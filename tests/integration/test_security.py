@@ -703,17 +703,21 @@ exit 1
 def test_ledger_rewrite_cannot_raise_retry_budget(cluster, plugstack, userdir):
     """Site max_retries=2, the job's retries=2 with ckpt=; every attempt
     rewrites its own $RESILIENCE_CKPT_DIR/manifest.json to erase its retry
-    history (every attempt's retry=false) and exits 1.  Must hold: the job
-    is requeued at most 2 times (Restarts <= 2), then held (exhausted=hold,
-    the default)."""
+    history (every attempt's retry=false) and exits 1.  Must hold: the
+    script runs at most 3 times (2 retries), then the job is held
+    (exhausted=hold, the default).  Slurm's restart count is then 3: the
+    held requeue counts too (as in test_requeue.py: retries=3 gives
+    Restarts=4)."""
     ck = os.path.join(userdir, "ck")
     with plugstack("max_retries=2"):
         j = cluster.sbatch(REWRITE, ["--open-mode=append", "--resilience=ckpt=%s,"
                                      "scratch=%s/s_%%j,retries=2,lead=0" % (ck, userdir)])
-        info = _final(cluster, j, 90, max_restarts=2)
+        info = _final(cluster, j, 90, max_restarts=3)
         time.sleep(8)                 # longer than Slurm's requeue delay
         info = cluster.job(j)
-    assert int(info["Restarts"]) <= 2, (info["Restarts"], cluster.output(j))
+    runs = re.findall(r"^attempt=\d+", cluster.output(j), re.M)
+    assert len(runs) <= 3, cluster.output(j)
+    assert int(info["Restarts"]) <= 3, (info["Restarts"], cluster.output(j))
     assert info.get("Reason") in HELD, info
 
 
@@ -759,7 +763,10 @@ def test_restore_killed_by_time_bound_not_reported_as_restored(cluster, plugstac
     empties its scratch after the checkpoint; scontrol requeue.  Must
     hold: on attempt 2 no step (the batch script, an srun step after it)
     sees RESILIENCE_RESTORED_FROM unless the generation's content really
-    is in its scratch (the marker and all 40001 files)."""
+    is in its scratch (the marker and all 40001 files).  (A build without
+    the restore_timeout= key refuses the submission: the plugin is then
+    misconfigured.  The restore is not checked to have been cut: a
+    machine that restores 40000 files within 1 s passes trivially.)"""
     nfiles = 40000
     ck = os.path.join(userdir, "ck")
     with plugstack("restore_timeout=1s"):
