@@ -21,6 +21,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("RS_BUILD", os.path.join(ROOT, "build"))
 TEST_USER = os.environ.get("RS_TEST_USER", "rstest")
+# A second unprivileged user: the attacker of tests/integration/test_security.py.
+OTHER_USER = os.environ.get("RS_OTHER_USER", "rsother")
 
 
 def _free_port_block(n):
@@ -89,6 +91,7 @@ class Cluster:
         self.plugin = os.path.join(BUILD, "resilience.so")
         self.procs = []
         self.user = ensure_user()
+        self.other_users = []   # users whose jobs cancel_all() also cancels
         # RS_END_POLL_SECONDS: slurmstepd inherits slurmd's environment;
         # the plugin polls time-limit changes every 2 s here, not 30 s.
         self.env = dict(os.environ, SLURM_CONF=self.conf, RS_END_POLL_SECONDS="2")
@@ -212,11 +215,16 @@ PartitionName=gh-accelerated Nodes=ALL MaxTime=INFINITE State=UP OverSubscribe=F
         shutil.rmtree(self.dir, ignore_errors=True)
 
     # ------------------------------------------------------------ running --
-    def run(self, argv, user=None, check=False, timeout=60, input=None, cwd=None):
-        """Run a Slurm client command, as root or as `user`."""
+    def run(self, argv, user=None, check=False, timeout=60, input=None, cwd=None,
+            env=None):
+        """Run a Slurm client command, as root or as `user`.  `env`: extra
+        environment variables for the command (a dict)."""
+        extra = ["%s=%s" % kv for kv in (env or {}).items()]
         if user:
             argv = ["runuser", "-u", user, "--", "env",
-                    "SLURM_CONF=" + self.conf] + list(argv)
+                    "SLURM_CONF=" + self.conf] + extra + list(argv)
+        elif extra:
+            argv = ["env"] + extra + list(argv)
         return subprocess.run(argv, env=self.env, capture_output=True,
                               text=True, timeout=timeout, check=check,
                               input=input, cwd=cwd or self.work)
@@ -224,28 +232,48 @@ PartitionName=gh-accelerated Nodes=ALL MaxTime=INFINITE State=UP OverSubscribe=F
     def as_user(self, argv, **kw):
         return self.run(argv, user=self.user.pw_name, **kw)
 
-    def sbatch(self, script, args=(), check=True, **kw):
-        """Submit `script` (text) as the test user; return job id or the
+    def user_work(self, name):
+        """A work folder of user `name` (created, theirs, 0755): the test
+        user's is self.work, another user's is work-<name>."""
+        if name == self.user.pw_name:
+            return self.work
+        d = os.path.join(self.dir, "work-" + name)
+        if not os.path.isdir(d):
+            os.makedirs(d)
+            shutil.chown(d, name, name)
+            os.chmod(d, 0o755)
+        return d
+
+    def sbatch(self, script, args=(), check=True, user=None, **kw):
+        """Submit `script` (text) as the test user (or `user`, whose
+        output then goes to its user_work folder); return job id or the
         CompletedProcess when check=False."""
-        path = tempfile.mktemp(prefix="job-", suffix=".sh", dir=self.work)
+        user = user or self.user.pw_name
+        work = self.user_work(user)
+        path = tempfile.mktemp(prefix="job-", suffix=".sh", dir=work)
         with open(path, "w") as f:
             f.write(script)
-        shutil.chown(path, self.user.pw_name)
-        r = self.as_user(["sbatch", "--parsable", "-o",
-                          os.path.join(self.work, "slurm-%j.out")] +
-                         list(args) + [path], **kw)
+        shutil.chown(path, user)
+        kw.setdefault("cwd", work)
+        r = self.run(["sbatch", "--parsable", "-o",
+                      os.path.join(work, "slurm-%j.out")] +
+                     list(args) + [path], user=user, **kw)
         if not check:
             return r
         assert r.returncode == 0, "sbatch failed: %s %s" % (r.stdout, r.stderr)
         return int(r.stdout.strip().split(";")[0])
 
     def output(self, job_id):
-        p = os.path.join(self.work, "slurm-%d.out" % job_id)
-        try:
-            with open(p, errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
+        import glob
+        name = "slurm-%d.out" % job_id
+        for p in [os.path.join(self.work, name)] + sorted(
+                glob.glob(os.path.join(self.dir, "work-*", name))):
+            try:
+                with open(p, errors="replace") as f:
+                    return f.read()
+            except FileNotFoundError:
+                pass
+        return ""
 
     def job(self, job_id):
         """scontrol show job as a dict ({} if the job is unknown)."""
@@ -287,6 +315,8 @@ PartitionName=gh-accelerated Nodes=ALL MaxTime=INFINITE State=UP OverSubscribe=F
         if not self.queue():
             return
         self.run(["scancel", "-u", self.user.pw_name])
+        for other in self.other_users:
+            self.run(["scancel", "-u", other])
         self.wait_for(lambda: not [l for l in self.queue()
                                    if "COMPLETING" not in l], timeout,
                       "the queue to drain")

@@ -53,3 +53,56 @@ def userdir(cluster, request):
     shutil.chown(d, cluster.user.pw_name, cluster.user.pw_name)
     os.chmod(d, 0o755)
     return d
+
+
+class Attacker:
+    """A second unprivileged user on the cluster (tests/integration/
+    test_security.py).  Runs commands and jobs as that user; processes it
+    starts outside Slurm are recorded by PID (`spawned`) and killed by PID
+    when the test ends, never by user name."""
+
+    def __init__(self, cluster, name):
+        import pwd
+        from cluster import ensure_user
+        self.cluster = cluster
+        self.pw = ensure_user(name)
+        self.name = name
+        self.uid = self.pw.pw_uid
+        self.gid = self.pw.pw_gid
+        self.work = cluster.user_work(name)
+        self.spawned = []
+        if name not in cluster.other_users:
+            cluster.other_users.append(name)
+        assert pwd.getpwnam(name).pw_uid != cluster.user.pw_uid
+
+    def run(self, argv, **kw):
+        return self.cluster.run(argv, user=self.name, **kw)
+
+    def sh(self, cmd, **kw):
+        """A shell command as this user (cwd: its work folder)."""
+        kw.setdefault("cwd", self.work)
+        return self.run(["bash", "-c", cmd], **kw)
+
+    def sbatch(self, script, args=(), **kw):
+        return self.cluster.sbatch(script, args, user=self.name, **kw)
+
+    def kill_spawned(self):
+        import signal
+        for pid in self.spawned:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        self.spawned = []
+
+
+@pytest.fixture
+def attacker(cluster):
+    """The attacker: a second unprivileged user (`rsother`; RS_OTHER_USER),
+    created like the test user.  The test user (`rstest`) is the victim."""
+    from cluster import OTHER_USER
+    a = Attacker(cluster, OTHER_USER)
+    try:
+        yield a
+    finally:
+        a.kill_spawned()
