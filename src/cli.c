@@ -102,12 +102,14 @@ int rs_cli_config(int argc, char **argv)
 	printf("%s\n", pol.nroots ? "" : "(any folder)");
 	printf("max_retries  = %lld\nmax_requeues = %lld\nmax_backoff  = %lld s\n"
 	       "min_every    = %u s\ndefault      = %s\nstate_dir    = %s\n"
+	       "file_timeout = %u ms\nrestore_timeout = %u ms\n"
 	       "metrics_url  = %s (%s)\nalert_url    = %s (%s)\n"
 	       "spool_dir    = %s\ntimeout_ms   = %ld\n(-1 means no cap)\n",
 	       (long long)pol.max_retries, (long long)pol.max_requeues,
 	       (long long)pol.max_backoff, pol.min_every,
 	       pol.default_spec[0] ? pol.default_spec : "(none)",
 	       pol.state_dir[0] ? pol.state_dir : "(none)",
+	       pol.file_timeout_ms, pol.restore_timeout_ms,
 	       pol.metrics.url ? pol.metrics.url : "(none)",
 	       fmts[pol.metrics.format],
 	       pol.metrics.alert_url ? pol.metrics.alert_url : "(none)",
