@@ -18,8 +18,9 @@
  *    (/tmp); a symlink on the way is followed only if root or `owner`
  *    owns it;
  *  - RS_SAFEDIR_STRICT (root's own folders, e.g. state_dir): every
- *    component is owned by root or `owner` and writable by nobody else,
- *    no symlink anywhere;
+ *    component is owned by root or `owner` and writable by nobody else
+ *    (a root-owned sticky folder such as /tmp excepted: nobody else can
+ *    rename or replace what root keeps in it), no symlink anywhere;
  *  - RS_SAFEDIR_CREATE: missing components are created 0700 with the
  *    caller's privileges (mkdirat; the final one is then fchmod 0700).
  *    A component someone else creates between our look and our mkdirat

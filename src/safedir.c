@@ -74,7 +74,10 @@ static int _check_mid(const struct walk *w, const struct stat *st)
 					  "controls", _what(w), w->path,
 					  w->shown, (unsigned)st->st_uid,
 					  (unsigned)w->owner, _what(w));
-		if (mode & 022)
+		/* A root-owned sticky folder (/tmp) is writable by others,
+		 * but nobody else can rename or replace what root or the
+		 * owner keeps in it; the next component is judged in turn. */
+		if ((mode & 022) && !((mode & S_ISVTX) && st->st_uid == 0))
 			return rs_err_set(w->err, EPERM, "%s %s: folder %s on "
 					  "the way has mode %04o (writable by "
 					  "group or others): run chmod go-w %s "
