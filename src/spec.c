@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "signame.h"
 #include "spec.h"
 
 #define MAX_DURATION (366u * 24 * 3600)
@@ -196,24 +197,9 @@ void rs_format_duration(uint32_t secs, char *buf, size_t len)
 	snprintf(buf, len, "%s", tmp);
 }
 
-static const struct { const char *name; int sig; } sigtab[] = {
-	{ "HUP", SIGHUP },   { "INT", SIGINT },   { "QUIT", SIGQUIT },
-	{ "ABRT", SIGABRT }, { "KILL", SIGKILL }, { "USR1", SIGUSR1 },
-	{ "USR2", SIGUSR2 }, { "PIPE", SIGPIPE }, { "ALRM", SIGALRM },
-	{ "TERM", SIGTERM }, { "CONT", SIGCONT }, { "STOP", SIGSTOP },
-	{ "TSTP", SIGTSTP }, { "URG", SIGURG },   { "XCPU", SIGXCPU },
-	{ "XFSZ", SIGXFSZ }, { "VTALRM", SIGVTALRM }, { "PROF", SIGPROF },
-	{ "WINCH", SIGWINCH }, { "TTIN", SIGTTIN }, { "TTOU", SIGTTOU },
-};
-
 const char *rs_signal_name(int sig)
 {
-	size_t i;
-
-	for (i = 0; i < sizeof(sigtab) / sizeof(sigtab[0]); i++)
-		if (sigtab[i].sig == sig)
-			return sigtab[i].name;
-	return NULL;
+	return rs_signame(sig);
 }
 
 /* Signals that make no sense as a "please checkpoint" warning: they cannot
@@ -227,31 +213,16 @@ static int _signal_usable(int sig)
 
 int rs_parse_signal(const char *s, int *out, rs_err_t *err)
 {
-	const char *name = s;
-	size_t i;
 	int sig = 0;
 
 	if (!s || !*s)
 		return rs_err_set(err, EINVAL, "empty signal");
-	if (isdigit((unsigned char)s[0])) {
-		uint64_t v;
-
-		if (rs_parse_uint(s, 1, (uint64_t)SIGRTMAX, &v, NULL))
-			return rs_err_set(err, EINVAL,
-					  "'%s' is not a signal number (1-%d)",
-					  s, SIGRTMAX);
-		sig = (int)v;
-	} else {
-		if (!strncasecmp(name, "SIG", 3))
-			name += 3;
-		for (i = 0; i < sizeof(sigtab) / sizeof(sigtab[0]); i++)
-			if (!strcasecmp(name, sigtab[i].name))
-				sig = sigtab[i].sig;
-		if (!sig)
-			return rs_err_set(err, EINVAL,
-					  "'%s' is not a signal name (e.g. USR1, "
-					  "SIGUSR2, HUP, or a number)", s);
-	}
+	if (rs_signame_parse(s, &sig))
+		return rs_err_set(err, EINVAL, isdigit((unsigned char)s[0])
+				  ? "'%s' is not a signal number (1-%d)"
+				  : "'%s' is not a signal name (e.g. USR1, "
+				    "SIGUSR2, HUP, RTMIN+2, or a number up to %d)",
+				  s, SIGRTMAX);
 	if (!_signal_usable(sig))
 		return rs_err_set(err, EINVAL,
 				  "signal '%s' cannot be used as the warning "

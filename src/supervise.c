@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "signame.h"
 #include "supervise.h"
 #include "text.h"
 
@@ -88,40 +89,11 @@ int rs_supervise_parse_seconds(const char *s, double *out, rs_err_t *err)
 
 int rs_supervise_parse_signal(const char *s, int *sig, rs_err_t *err)
 {
-	unsigned long long n;
-	const char *name;
-	int v = -1;
+	int v = 0;
 
 	if (!s || !*s)
 		return rs_err_set(err, EINVAL, "signal: empty");
-	if (isdigit((unsigned char)s[0])) {
-		if (_parse_uint(s, INT_MAX, &n) == 0)
-			v = (int)n;
-	} else {
-		name = strncasecmp(s, "SIG", 3) == 0 ? s + 3 : s;
-		if (strncasecmp(name, "RTMIN", 5) == 0 || strncasecmp(name, "RTMAX", 5) == 0) {
-			int base = toupper((unsigned char)name[4]) == 'N' ? SIGRTMIN : SIGRTMAX;
-			const char *off = name + 5;
-
-			if (!*off)
-				v = base;
-			else if ((off[0] == '+' && base == SIGRTMIN) ||
-				 (off[0] == '-' && base == SIGRTMAX)) {
-				if (_parse_uint(off + 1, 64, &n) == 0)
-					v = off[0] == '+' ? base + (int)n : base - (int)n;
-			}
-		} else {
-			for (int i = 1; i < SIGRTMIN; i++) {
-				const char *abbrev = sigabbrev_np(i);
-
-				if (abbrev && strcasecmp(abbrev, name) == 0) {
-					v = i;
-					break;
-				}
-			}
-		}
-	}
-	if (v < 1 || v > SIGRTMAX || (v > 31 && v < SIGRTMIN))
+	if (rs_signame_parse(s, &v))
 		return rs_err_set(err, EINVAL, "signal '%s': unknown signal", s);
 	if (v == SIGKILL || v == SIGSTOP || v == SIGCHLD)
 		return rs_err_set(err, EINVAL, "signal '%s': cannot be used as the warning signal", s);
