@@ -189,9 +189,10 @@ PartitionName=gh-accelerated Nodes=ALL MaxTime=INFINITE State=UP OverSubscribe=F
         return p
 
     def _all_idle(self):
+        # A node in two partitions has two lines: one state per node.
         out = self.run(["sinfo", "-h", "-N", "-o", "%N %t"]).stdout.split("\n")
-        states = [l.split()[1] for l in out if l.strip()]
-        return len(states) == self.nnodes and all(s == "idle" for s in states)
+        states = dict(l.split()[:2] for l in out if l.strip())
+        return len(states) == self.nnodes and all(s == "idle" for s in states.values())
 
     def stop(self):
         for p in self.procs:
