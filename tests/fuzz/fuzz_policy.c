@@ -22,8 +22,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	     tok = strtok_r(NULL, " \n\t", &save))
 		argv[argc++] = tok;
 	if (rs_policy_parse(argc, argv, &pol, &e) == 0) {
-		rs_spec_parse("ckpt=/lustre/p/../%u/%j,retries=3,backoff=1m,"
-			      "every=1h", &spec, NULL);
+		/* A SPEC that parses ('..' no longer does), then one that
+		 * starts with a $VARIABLE (no static prefix to check). */
+		if (rs_spec_parse("ckpt=/lustre/p/%u/%j,retries=3,backoff=1m,"
+				  "every=1h", &spec, NULL))
+			abort();
+		rs_policy_check_spec(&pol, &spec, &e);
+		if (rs_spec_parse("ckpt=$SCRATCH/%j,retries=1", &spec, NULL))
+			abort();
 		rs_policy_check_spec(&pol, &spec, &e);
 		rs_policy_check_ckpt_path(&pol, "/lustre/p/x/1", &e);
 	} else if (!e.msg[0]) {
