@@ -124,12 +124,16 @@ def test_site_retry_cap_refused_with_cap_named(cluster, plugstack):
 def test_ckpt_roots_enforced_at_submit(cluster, plugstack, userdir):
     root = os.path.join(userdir, "root")
     with plugstack("ckpt_roots=%s:/nonexistent/second" % root):
-        for bad in ("/tmp/elsewhere/%j", root + "/../escape/%j",
-                    root + "2/%j", root):
+        for bad in ("/tmp/elsewhere/%j", root + "2/%j", root):
             r = cluster.sbatch("#!/bin/sh\ntrue\n",
                                ["--resilience=ckpt=" + bad], check=False)
             _refused(cluster, r, "not under the site's checkpoint roots",
                      "ckpt_roots=%s:/nonexistent/second" % root)
+        # '..' is refused before any root is looked at (it is how
+        # ROOT/link/../x once left the roots).
+        r = cluster.sbatch("#!/bin/sh\ntrue\n",
+                           ["--resilience=ckpt=%s/../escape/%%j" % root], check=False)
+        _refused(cluster, r, "'..' is not allowed in ckpt=", "the folder's own path")
         j = cluster.sbatch(SHOW_ENV, ["--resilience=ckpt=%s/%%j" % root])
         assert cluster.wait_done(j)["JobState"] == "COMPLETED"
         assert _env(cluster.output(j))["RESILIENCE_CKPT_DIR"] == "%s/%d" % (root, j)

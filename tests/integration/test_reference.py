@@ -177,8 +177,9 @@ def test_migrated_reference_job_survives_its_warning(cluster, plugstack, userdir
                          "4 nodes saved")
         gen = _manifest(ck)["generations"][-1]
         assert gen["nparts"] == NODES, gen
-        parts = sorted(d for d in os.listdir(os.path.join(ck, "latest"))
-                       if d.startswith("node-"))
+        latest = os.path.join(ck, "latest")
+        parts = sorted(d for d in os.listdir(latest)
+                       if os.path.isdir(os.path.join(latest, d)))
         assert parts == ["node-%d" % k for k in range(NODES)], parts
         saved = _saved_steps(env, 1)
         for k in range(NODES):

@@ -536,9 +536,11 @@ def test_private_folder_squatted(cluster, plugstack, attacker):
                 cluster.run(["scancel", str(j)])
             cluster.wait_done(j, 30)
             squatted = os.listdir(old)
-            a = attacker.sh("touch %s; mkdir %s/u%d" % (probe, RUNDIR, attacker.uid))
-            mine = "%s/u%d" % (RUNDIR, attacker.uid)
-            made = os.path.isdir(mine) and os.stat(mine).st_uid == attacker.uid
+            # A private folder name no job has made (the attacker's own
+            # u<uid> exists already: root made it for their jobs).
+            mine = "%s/u%d" % (RUNDIR, 3000000000 + os.getpid() % 1000000)
+            a = attacker.sh("touch %s; mkdir %s" % (probe, mine))
+            made = os.path.isdir(mine)
         finally:
             _rm(old)
             if os.path.lexists(probe):
