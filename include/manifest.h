@@ -107,6 +107,21 @@ int rs_manifest_update(const char *ckpt_dir, rs_manifest_fn fn, void *arg,
 /* The "generations" array of root (created empty if absent).  Borrowed. */
 json_object *rs_manifest_generations(json_object *root);
 
+/*
+ * Numbers of a manifest or a sidecar: files the job's user may edit, read
+ * by root too.  A value that is absent, not a number, not finite (NaN,
+ * inf) or outside [lo, hi] gives dflt; a double is range-checked before it
+ * is converted (no undefined conversion); booleans are 0/1.  Anything a
+ * real manifest holds fits in +-RS_MANIFEST_NUM_MAX (exact in a double,
+ * far from int64 overflow when a few are added or subtracted).
+ */
+#define RS_MANIFEST_NUM_MAX ((int64_t)1 << 53)
+int64_t rs_manifest_num(json_object *o, const char *k, int64_t dflt,
+			int64_t lo, int64_t hi);
+
+/* Seconds: finite and in [0, max], else 0. */
+double rs_manifest_seconds(json_object *o, const char *k, double max);
+
 /* Write any JSON value atomically as dirfd/name (temp, fsync, rename,
  * fsync dirfd).  Used for the manifest and the per-part sidecars. */
 int rs_manifest_write_json_at(int dirfd, const char *dir_path,

@@ -230,28 +230,11 @@ static const char *_jstr(json_object *o, const char *k)
 /* Manifests and sidecars are files a user can edit: every number from
  * them is checked before it becomes an integer (a double out of range,
  * NaN or infinite converts with undefined behaviour) or is added up. */
-#define JINT_MAX ((int64_t)1 << 53)   /* exact in a double, no sum wraps */
+#define JINT_MAX RS_MANIFEST_NUM_MAX   /* exact in a double, no sum wraps */
 
 static int64_t _jint(json_object *o, const char *k, int64_t dflt)
 {
-	json_object *v = NULL;
-	int64_t i;
-
-	if (!json_object_object_get_ex(o, k, &v))
-		return dflt;
-	if (json_object_is_type(v, json_type_int)) {
-		i = json_object_get_int64(v);
-		return i >= -JINT_MAX && i <= JINT_MAX ? i : dflt;
-	}
-	if (json_object_is_type(v, json_type_double)) {
-		double d = json_object_get_double(v);
-
-		if (!isfinite(d) || d < -(double)JINT_MAX ||
-		    d > (double)JINT_MAX)
-			return dflt;
-		return (int64_t)d;
-	}
-	return dflt;
+	return rs_manifest_num(o, k, dflt, -JINT_MAX, JINT_MAX);
 }
 
 /* A count from a sidecar: 0 unless a whole number in 0..2^53. */
@@ -265,15 +248,7 @@ static uint64_t _jcount(json_object *o, const char *k)
 /* A number of seconds: 0 unless finite and in 0..lim. */
 static double _jdouble(json_object *o, const char *k, double lim)
 {
-	json_object *v = NULL;
-	double d;
-
-	if (!json_object_object_get_ex(o, k, &v) ||
-	    !(json_object_is_type(v, json_type_int) ||
-	      json_object_is_type(v, json_type_double)))
-		return 0;
-	d = json_object_get_double(v);
-	return isfinite(d) && d >= 0 && d <= lim ? d : 0;
+	return rs_manifest_seconds(o, k, lim);
 }
 
 /* Seconds to the millisecond: json-c would print 17 digits. */

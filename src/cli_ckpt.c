@@ -264,37 +264,14 @@ static int _restore(int argc, char **argv)
  * double is range-checked before it is converted. */
 static int64_t _jint(json_object *o, const char *k)
 {
-	const double lim = 9007199254740992.0; /* 2^53 */
-	json_object *v = NULL;
-	double d;
-	int64_t n;
-
-	if (!json_object_object_get_ex(o, k, &v))
-		return 0;
-	switch (json_object_get_type(v)) {
-	case json_type_int:
-		n = json_object_get_int64(v);
-		return n >= -(int64_t)lim && n <= (int64_t)lim ? n : 0;
-	case json_type_double:
-		d = json_object_get_double(v);
-		return isfinite(d) && d >= -lim && d <= lim ? (int64_t)d : 0;
-	default:
-		return 0;
-	}
+	return rs_manifest_num(o, k, 0, -RS_MANIFEST_NUM_MAX,
+			       RS_MANIFEST_NUM_MAX);
 }
 
 /* Seconds: finite and >= 0, else 0. */
 static double _jsecs(json_object *o, const char *k)
 {
-	json_object *v = NULL;
-	double d;
-
-	if (!json_object_object_get_ex(o, k, &v) ||
-	    !(json_object_is_type(v, json_type_double) ||
-	      json_object_is_type(v, json_type_int)))
-		return 0;
-	d = json_object_get_double(v);
-	return isfinite(d) && d >= 0 && d < 1e12 ? d : 0;
+	return rs_manifest_seconds(o, k, 1e12);
 }
 
 /* A string of a manifest record, escaped into buf (a column's worth). */

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "ledger.h"
+#include "manifest.h"
 #include "text.h"
 
 json_object *rs_ledger_attempts(json_object *root)
@@ -36,49 +37,14 @@ static const char *_str(json_object *o, const char *k)
 	return json_object_get_string(v);
 }
 
-/*
- * A number of record o, or dflt when it is absent or unusable.  The
- * ledger is in a file the job's user may edit, and root reads it: a value
- * that is not a number, not finite (NaN, inf), or outside [lo, hi] counts
- * as absent.  A double is range-checked before it is converted, so no
- * conversion is ever out of range.  Booleans are 0/1.
- */
+/* Times, counts, codes: anything a real ledger holds fits in +-2^53. */
+#define NUM_MAX RS_MANIFEST_NUM_MAX
+
 static int64_t _num(json_object *o, const char *k, int64_t dflt, int64_t lo,
 		    int64_t hi)
 {
-	json_object *v;
-	int64_t n;
-
-	if (!json_object_object_get_ex(o, k, &v))
-		return dflt;
-	switch (json_object_get_type(v)) {
-	case json_type_boolean:
-		n = json_object_get_boolean(v) ? 1 : 0;
-		break;
-	case json_type_int:
-		/* json-c clamps what does not fit an int64 to its limits;
-		 * those are out of every range used here. */
-		n = json_object_get_int64(v);
-		if (n == INT64_MAX || n == INT64_MIN)
-			return dflt;
-		break;
-	case json_type_double: {
-		double d = json_object_get_double(v);
-
-		if (!isfinite(d) || d < (double)lo || d > (double)hi)
-			return dflt;
-		n = (int64_t)d;
-		break;
-	}
-	default:
-		return dflt;
-	}
-	return n < lo || n > hi ? dflt : n;
+	return rs_manifest_num(o, k, dflt, lo, hi);
 }
-
-/* Times, counts, codes: anything a real ledger holds fits in +-2^53
- * (exact in a double, and far from int64 overflow when subtracted). */
-#define NUM_MAX ((int64_t)1 << 53)
 
 static int64_t _int(json_object *o, const char *k, int64_t dflt)
 {
@@ -88,15 +54,7 @@ static int64_t _int(json_object *o, const char *k, int64_t dflt)
 /* A duration in seconds from the ledger: finite, 0..NUM_MAX, else 0. */
 static double _seconds(json_object *o, const char *k)
 {
-	json_object *v;
-	double d;
-
-	if (!json_object_object_get_ex(o, k, &v) ||
-	    !(json_object_is_type(v, json_type_double) ||
-	      json_object_is_type(v, json_type_int)))
-		return 0;
-	d = json_object_get_double(v);
-	return isfinite(d) && d >= 0 && d <= (double)NUM_MAX ? d : 0;
+	return rs_manifest_seconds(o, k, (double)NUM_MAX);
 }
 
 static int _has(json_object *o, const char *k)

@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -441,4 +443,53 @@ out:
 	if (dfd >= 0)
 		close(dfd);
 	return rc;
+}
+
+int64_t rs_manifest_num(json_object *o, const char *k, int64_t dflt,
+			int64_t lo, int64_t hi)
+{
+	json_object *v;
+	int64_t n;
+
+	if (!o || !json_object_object_get_ex(o, k, &v))
+		return dflt;
+	switch (json_object_get_type(v)) {
+	case json_type_boolean:
+		n = json_object_get_boolean(v) ? 1 : 0;
+		break;
+	case json_type_int:
+		/* json-c clamps what does not fit an int64 to its limits;
+		 * those are out of every range a caller uses. */
+		n = json_object_get_int64(v);
+		if (n == INT64_MAX || n == INT64_MIN)
+			return dflt;
+		break;
+	case json_type_double: {
+		double d = json_object_get_double(v);
+
+		/* The range first: converting a double outside int64 (or
+		 * NaN) is undefined behaviour. */
+		if (!isfinite(d) || d < (double)lo || d > (double)hi ||
+		    d < -9223372036854775808.0 || d >= 9223372036854775808.0)
+			return dflt;
+		n = (int64_t)d;
+		break;
+	}
+	default:
+		return dflt;
+	}
+	return n < lo || n > hi ? dflt : n;
+}
+
+double rs_manifest_seconds(json_object *o, const char *k, double max)
+{
+	json_object *v;
+	double d;
+
+	if (!o || !json_object_object_get_ex(o, k, &v) ||
+	    !(json_object_is_type(v, json_type_double) ||
+	      json_object_is_type(v, json_type_int)))
+		return 0;
+	d = json_object_get_double(v);
+	return isfinite(d) && d >= 0 && d <= max ? d : 0;
 }
