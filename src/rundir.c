@@ -128,21 +128,35 @@ int rs_rundir_job_files(const char *rundir, uid_t uid, const char *cluster,
 	return 0;
 }
 
+/* A listing of the open folder dfd from its start (a dup shares the
+ * offset of an earlier listing), or NULL. */
+static DIR *_list(int dfd)
+{
+	int fd = dup(dfd);
+	DIR *d;
+
+	if (fd < 0)
+		return NULL;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return NULL;
+	}
+	rewinddir(d);
+	return d;
+}
+
 /* Remove the entries of dfd whose names start with prefix (and, if
  * suffix is given, end with it).  unlinkat never follows a symlink. */
 static int _unlink_prefixed(int dfd, const char *prefix, const char *suffix)
 {
 	size_t pl = strlen(prefix), sl = suffix ? strlen(suffix) : 0;
 	struct dirent *e;
-	int n = 0, fd = dup(dfd);
-	DIR *d;
+	int n = 0;
+	DIR *d = _list(dfd);
 
-	if (fd < 0 || !(d = fdopendir(fd))) {
-		if (fd >= 0)
-			close(fd);
+	if (!d)
 		return -errno;
-	}
-	rewinddir(d); /* a dup shares the offset of an earlier listing */
 	while ((e = readdir(d))) {
 		size_t l = strlen(e->d_name);
 
@@ -196,15 +210,11 @@ int rs_rundir_job_end(const char *rundir, uid_t uid, const char *cluster,
 static int _unlink_old(int dfd, time_t now, time_t max_age, const char *infix)
 {
 	struct dirent *e;
-	int n = 0, fd = dup(dfd);
-	DIR *d;
+	int n = 0;
+	DIR *d = _list(dfd);
 
-	if (fd < 0 || !(d = fdopendir(fd))) {
-		if (fd >= 0)
-			close(fd);
+	if (!d)
 		return 0;
-	}
-	rewinddir(d);
 	while ((e = readdir(d))) {
 		struct stat st;
 
@@ -244,9 +254,7 @@ int rs_rundir_sweep(const char *rundir, time_t now)
 	if (r > 0)
 		n += r;
 	n += _unlink_old(rfd, now, RS_RUNDIR_TMP_MAX_AGE, ".tmp");
-	fd = dup(rfd);
-	if (fd >= 0 && (d = fdopendir(fd))) {
-		rewinddir(d);
+	if ((d = _list(rfd))) {
 		while ((e = readdir(d))) {
 			int ufd;
 
@@ -260,8 +268,6 @@ int rs_rundir_sweep(const char *rundir, time_t now)
 			close(ufd);
 		}
 		closedir(d);
-	} else if (fd >= 0) {
-		close(fd);
 	}
 	close(rfd);
 	return n;

@@ -190,13 +190,18 @@ static void _save_child(int wfd)
 	_exit(0);
 }
 
-/* 1 if pid catches or ignores sig (/proc/PID/status SigCgt, SigIgn), so
- * sending it cannot kill the process; 0 otherwise or if unknown. */
-static int _catches(pid_t pid, int sig)
+/* Which of pid's signal masks (/proc/PID/status: SigBlk, SigIgn, SigCgt)
+ * have sig: a bitwise OR of MASK_*, 0 if none or unknown. */
+#define MASK_BLK 1
+#define MASK_IGN 2
+#define MASK_CGT 4
+
+static int _sig_masks(pid_t pid, int sig)
 {
+	static const char *const names[] = { "SigBlk:", "SigIgn:", "SigCgt:" };
 	char path[64], line[256];
 	unsigned long long mask, bit = 1ULL << (sig - 1);
-	int yes = 0;
+	int in = 0;
 	FILE *f;
 
 	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
@@ -204,33 +209,34 @@ static int _catches(pid_t pid, int sig)
 	if (!f)
 		return 0;
 	while (fgets(line, sizeof(line), f))
-		if ((sscanf(line, "SigCgt: %llx", &mask) == 1 ||
-		     sscanf(line, "SigIgn: %llx", &mask) == 1) && (mask & bit))
-			yes = 1;
+		for (int i = 0; i < 3; i++)
+			if (!strncmp(line, names[i], 7) &&
+			    sscanf(line + 7, " %llx", &mask) == 1 && (mask & bit))
+				in |= 1 << i;
 	fclose(f);
-	return yes;
+	return in;
 }
 
-/* 1 if pid has a handler for sig (SigCgt) or blocks it (SigBlk: it waits
- * for it with sigwait or a signalfd, as srun and this supervisor do), so
- * the signal asks it to do something rather than ending it. */
+/* 1 if pid catches or ignores sig, so sending it cannot kill the process. */
+static int _catches(pid_t pid, int sig)
+{
+	return (_sig_masks(pid, sig) & (MASK_CGT | MASK_IGN)) != 0;
+}
+
+/* 1 if pid has a handler for sig or blocks it (it waits for it with
+ * sigwait or a signalfd, as srun and this supervisor do), so the signal
+ * asks it to do something rather than ending it. */
 static int _handles(pid_t pid, int sig)
 {
-	char path[64], line[256];
-	unsigned long long mask, bit = 1ULL << (sig - 1);
-	int yes = 0;
-	FILE *f;
+	return (_sig_masks(pid, sig) & (MASK_CGT | MASK_BLK)) != 0;
+}
 
-	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		if ((sscanf(line, "SigCgt: %llx", &mask) == 1 ||
-		     sscanf(line, "SigBlk: %llx", &mask) == 1) && (mask & bit))
-			yes = 1;
-	fclose(f);
-	return yes;
+static void _touch(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+	if (fd >= 0)
+		close(fd);
 }
 
 /* The parent of pid (/proc/PID/stat: "pid (comm) state ppid ..."; comm may
@@ -313,13 +319,6 @@ static int _warn_below(pid_t top, int sig)
 	return sent;
 }
 
-static void _touch(const char *path)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-
-	if (fd >= 0)
-		close(fd);
-}
 
 static void _report_save(const struct save_result *res, const char *why)
 {
