@@ -174,7 +174,11 @@ slurm-deps:
 # once per machine: tests/slurm-build skips a prefix built from the same
 # tarball.  SLURM_SRC=TARBALL, or SLURM_RELEASE=X.Y (found in SLURM_SHARED).
 slurm: slurm-deps
-	@test -n "$(SLURM_TARBALL)" || { echo "usage: make slurm SLURM_SRC=slurm-X.Y.Z.tar.xz | SLURM_RELEASE=X.Y (no tarball in $(SLURM_SHARED))" >&2; exit 2; }
+	@if [ -z "$(SLURM_TARBALL)" ]; then \
+	  if [ "$(SLURM_PREFIX)" != /usr ] && [ -x $(SLURM_PREFIX)/sbin/slurmctld ]; then \
+	    echo "slurm: no tarball in $(SLURM_SHARED); $(SLURM_PREFIX) used as it is"; exit 0; fi; \
+	  echo "usage: make slurm SLURM_SRC=slurm-X.Y.Z.tar.xz | SLURM_RELEASE=X.Y (no tarball in $(SLURM_SHARED))" >&2; exit 2; \
+	fi; \
 	tests/slurm-build $(SLURM_TARBALL) $(filter-out /usr,$(SLURM_PREFIX))
 
 # The integration suite on another release, built if missing: the CI's
