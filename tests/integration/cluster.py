@@ -240,6 +240,13 @@ PartitionName=gh-accelerated Nodes=ALL MaxTime=INFINITE State=UP OverSubscribe=F
         self.kill(self.own_pids())
         self.procs = []
 
+    @property
+    def slurm_bin(self):
+        """The folder of the Slurm client commands this cluster runs with
+        (the first sbatch in its PATH), for tests that set a job's PATH."""
+        return os.path.dirname(shutil.which("sbatch", path=self.env.get("PATH"))
+                               or "/usr/bin/sbatch")
+
     # --------------------------------------------------- own processes --
     def own_pids(self, job=None):
         """PIDs of this cluster's processes, never another cluster's nor

@@ -536,9 +536,13 @@ def test_private_folder_squatted(cluster, plugstack, attacker):
                 cluster.run(["scancel", str(j)])
             cluster.wait_done(j, 30)
             squatted = os.listdir(old)
-            a = attacker.sh("touch %s; mkdir %s/u%d" % (probe, RUNDIR, attacker.uid))
             mine = "%s/u%d" % (RUNDIR, attacker.uid)
-            made = os.path.isdir(mine) and os.stat(mine).st_uid == attacker.uid
+            # RUNDIR is the machine's: the plugin (root) made u<uid> for
+            # any earlier job of the attacker's, here or in another suite.
+            before = os.path.isdir(mine)
+            a = attacker.sh("touch %s; mkdir %s/u%d" % (probe, RUNDIR, attacker.uid))
+            made = (not before and os.path.isdir(mine) and
+                    os.stat(mine).st_uid == attacker.uid)
         finally:
             _rm(old)
             if os.path.lexists(probe):
