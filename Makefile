@@ -8,6 +8,18 @@
 #   make demo            private cluster + one job walked through the plugin
 #   make fuzz            longer fuzz runs of the parsers
 #   make bench           benchmarks (bench/)
+#   make slurm SLURM_SRC=../shared/slurm/slurm-25.11.7.tar.xz
+#                        build that Slurm release into /opt/slurm-25.11
+#                        (once per machine; tests/slurm-build)
+#   make check-release SLURM_RELEASE=25.11
+#                        build that release if missing, then the plugin
+#                        against it and the integration suite on it
+#
+# One switch chooses the Slurm release for the build and the tests:
+# SLURM_PREFIX=/opt/slurm-25.11 (or SLURM_RELEASE=25.11, the same).  The
+# default, /usr, is Debian's 22.05.  With another prefix the CLI links
+# that prefix's libslurm (rpath) and `make integration` puts its bin and
+# sbin first in PATH (slurmd finds slurmstepd in its own sbin).
 #
 # Layout rule (so modules can be added without editing this file):
 #   src/plugin.c, plugin_*.c   -> only in resilience.so (SPANK hooks and
@@ -25,7 +37,8 @@ LIBEXECDIR      ?= $(PREFIX)/libexec/slurm-resilience
 RUNDIR          ?= /run/slurm-resilience
 SYSCONFDIR      ?= /etc/slurm
 DOCDIR          ?= $(PREFIX)/share/doc/slurm-resilience
-SLURM_PREFIX    ?= /usr
+SLURM_RELEASE   ?=
+SLURM_PREFIX    ?= $(if $(SLURM_RELEASE),/opt/slurm-$(SLURM_RELEASE),/usr)
 SLURM_INCDIR    ?= $(SLURM_PREFIX)/include
 # Where Slurm looks for plugins: Debian uses the multiarch slurm-wlm folder.
 SLURM_PLUGIN_DIR ?= $(shell for d in $(SLURM_PREFIX)/lib/x86_64-linux-gnu/slurm-wlm $(SLURM_PREFIX)/lib64/slurm $(SLURM_PREFIX)/lib/slurm; do [ -d $$d ] && { echo $$d; exit; }; done; echo $(PREFIX)/lib/slurm)
@@ -44,6 +57,13 @@ CHECK_LIBS   := $(shell pkg-config --libs check)
 # Slurm >= 23.11 has spank_prepend_task_argv(): detected from the header we
 # build against, never from a version number.
 HAVE_PREPEND := $(shell grep -q spank_prepend_task_argv $(SLURM_INCDIR)/slurm/spank.h 2>/dev/null && echo 1 || echo 0)
+# Slurm >= 25.11 reads slurm_spank_init_failure_mode (plugin.c).
+HAVE_INIT_FAILURE_MODE := $(shell grep -q slurm_spank_init_failure_mode $(SLURM_INCDIR)/slurm/spank.h 2>/dev/null && echo 1 || echo 0)
+# libslurm of another prefix: linked with an rpath, so the CLI never
+# talks to a cluster with another release's library.  (The plugin is not
+# linked against libslurm: its host process provides it.)
+SLURM_LIBDIR ?= $(SLURM_PREFIX)/lib
+SLURM_LDFLAGS := $(if $(filter /usr,$(SLURM_PREFIX)),,-L$(SLURM_LIBDIR) -Wl,-rpath,$(SLURM_LIBDIR))
 
 WARN    := -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes \
            -Wshadow -Wformat=2 -Werror=implicit-function-declaration -fno-common
@@ -51,7 +71,8 @@ CFLAGS  ?= -O2 -g
 ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(WARN) \
            -Iinclude -isystem $(SLURM_INCDIR) $(PKG_CFLAGS) \
            -DRS_VERSION='"$(VERSION)"' -DRS_LIBEXECDIR='"$(LIBEXECDIR)"' -DRS_BINDIR='"$(BINDIR)"' -DRS_RUNDIR='"$(RUNDIR)"' -DRS_JSONC_SONAME='"$(JSONC_SONAME)"' \
-           -DHAVE_SPANK_PREPEND_TASK_ARGV=$(HAVE_PREPEND) $(CFLAGS) $(EXTRA_CFLAGS)
+           -DHAVE_SPANK_PREPEND_TASK_ARGV=$(HAVE_PREPEND) \
+           -DHAVE_SPANK_INIT_FAILURE_MODE=$(HAVE_INIT_FAILURE_MODE) $(CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS ?=
 
 B := build
@@ -75,9 +96,21 @@ DEB_PACKAGES := gcc make pkg-config libc6-dev libslurm-dev libcurl4-openssl-dev 
   clickhouse-server clickhouse-client prometheus-pushgateway \
   prometheus-alertmanager
 
+# What tests/slurm-build needs to build a Slurm release (make slurm-deps).
+SLURM_BUILD_PACKAGES := gcc make pkg-config xz-utils libmunge-dev munge \
+  libjson-c-dev libcurl4-openssl-dev libssl-dev libyaml-dev zlib1g-dev \
+  libreadline-dev python3
+
+# Slurm source tarballs: the folder `shared` beside the checkout (CI puts a
+# copy there; no internet), or SLURM_SHARED=DIR.
+SLURM_SHARED ?= $(abspath $(CURDIR)/../shared/slurm)
+SLURM_TARBALL ?= $(or $(filter %.tar.xz %.tar.bz2 %.tar.gz,$(SLURM_SRC)),$(if $(SLURM_RELEASE),$(lastword $(sort $(wildcard $(SLURM_SHARED)/slurm-$(SLURM_RELEASE).*.tar.*)))))
+# X.Y of the tarball, when no SLURM_RELEASE is given.
+SLURM_TAR_RELEASE = $(shell echo '$(notdir $(SLURM_TARBALL))' | sed -n 's/^slurm-\([0-9]*\.[0-9]*\)\..*/\1/p')
+
 .PHONY: all deps check check-run suites check-slurm-headers FORCE unit unit-valgrind unit-asan \
         unit-asan-gcc unit-asan-clang unit-san-run symbols fuzz-smoke fuzz \
-        integration install uninstall clean demo bench
+        integration install uninstall clean demo bench slurm slurm-deps check-release
 all: $(B)/resilience.so $(B)/slurm-resilience $(B)/resilience-supervisor
 
 $(B)/obj/%.o: src/%.c $(wildcard include/*.h) Makefile
@@ -90,6 +123,11 @@ $(B)/obj/%.o: src/%.c $(wildcard include/*.h) Makefile
 $(B)/paths.stamp: FORCE
 	@mkdir -p $(B); echo '$(LIBEXECDIR) $(BINDIR) $(RUNDIR)' | cmp -s - $@ || echo '$(LIBEXECDIR) $(BINDIR) $(RUNDIR)' > $@
 $(PLUGIN_OBJ) $(B)/obj/metrics.o: $(B)/paths.stamp
+# Every object depends on the Slurm headers: switching SLURM_PREFIX in
+# one build tree rebuilds everything.
+$(B)/slurm.stamp: FORCE
+	@mkdir -p $(B); echo '$(SLURM_INCDIR) $(SLURM_LDFLAGS)' | cmp -s - $@ || echo '$(SLURM_INCDIR) $(SLURM_LDFLAGS)' > $@
+$(PLUGIN_OBJ) $(LIB_OBJ) $(CLI_OBJ) $(B)/obj/supervisor_main.o $(B)/slurm-resilience: $(B)/slurm.stamp
 FORCE:
 
 $(B)/libresilience.a: $(LIB_OBJ)
@@ -107,7 +145,7 @@ $(B)/resilience.so: $(PLUGIN_OBJ) $(B)/libresilience.a
 	  -o $@ $(PLUGIN_OBJ) $(B)/libresilience.a $(LDFLAGS)
 
 $(B)/slurm-resilience: $(CLI_OBJ) $(B)/libresilience.a
-	$(CC) -o $@ $(CLI_OBJ) $(B)/libresilience.a $(LDFLAGS) $(PKG_LIBS) -lslurm
+	$(CC) -o $@ $(CLI_OBJ) $(B)/libresilience.a $(LDFLAGS) $(PKG_LIBS) $(SLURM_LDFLAGS) -lslurm
 
 $(B)/resilience-supervisor: $(B)/obj/supervisor_main.o $(B)/libresilience.a
 	$(CC) -o $@ $(B)/obj/supervisor_main.o $(B)/libresilience.a $(LDFLAGS) -Wl,--as-needed $(PKG_LIBS)
@@ -128,6 +166,29 @@ deps:
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+
+slurm-deps:
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(SLURM_BUILD_PACKAGES)"
+
+# A Slurm release from its tarball into /opt/slurm-X.Y (or SLURM_PREFIX),
+# once per machine: tests/slurm-build skips a prefix built from the same
+# tarball.  SLURM_SRC=TARBALL, or SLURM_RELEASE=X.Y (found in SLURM_SHARED).
+slurm: slurm-deps
+	@if [ -z "$(SLURM_TARBALL)" ]; then \
+	  if [ "$(SLURM_PREFIX)" != /usr ] && [ -x $(SLURM_PREFIX)/sbin/slurmctld ]; then \
+	    echo "slurm: no tarball in $(SLURM_SHARED); $(SLURM_PREFIX) used as it is"; exit 0; fi; \
+	  echo "usage: make slurm SLURM_SRC=slurm-X.Y.Z.tar.xz | SLURM_RELEASE=X.Y (no tarball in $(SLURM_SHARED))" >&2; exit 2; \
+	fi; \
+	tests/slurm-build $(SLURM_TARBALL) $(filter-out /usr,$(SLURM_PREFIX))
+
+# The integration suite on another release, built if missing: the CI's
+# second pass (the unit, sanitizer and fuzz suites do not depend on the
+# release and ran in `make check`).  Its own build tree, build-X.Y.
+check-release: deps
+	@rel='$(or $(SLURM_RELEASE),$(SLURM_TAR_RELEASE))'; \
+	test -n "$$rel" || { echo "usage: make check-release SLURM_RELEASE=X.Y | SLURM_SRC=slurm-X.Y.Z.tar.xz" >&2; exit 2; }; \
+	set -e; $(MAKE) --no-print-directory slurm SLURM_RELEASE=$$rel; \
+	$(MAKE) --no-print-directory B=build-$$rel SLURM_RELEASE=$$rel all symbols integration
 
 # Build against another Slurm's headers (e.g. 23.11 or 24.11, where
 # spank_prepend_task_argv exists): SLURM_SRC=/path/to/slurm-source.
@@ -234,8 +295,10 @@ fuzz: $(FUZZ_SRC) $(FUZZ_OBJ)
 	  grep -E '^(#[0-9]+ *DONE|Done)' $(B)/fuzz/$$n.log | tail -1; \
 	done
 
+# With SLURM_PREFIX, the cluster runs that prefix's daemons and clients.
 integration: all
-	tests/integration/run
+	$(if $(filter /usr,$(SLURM_PREFIX)),,PATH=$(SLURM_PREFIX)/bin:$(SLURM_PREFIX)/sbin:$$PATH) \
+	  RS_BUILD=$(abspath $(B)) tests/integration/run
 
 bench: all
 	@set -e; for b in bench/*.sh; do echo "== $$b"; bash $$b; done

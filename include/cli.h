@@ -13,5 +13,10 @@ int rs_cli_ckpt(int argc, char **argv);    /* ckpt save|restore|list|verify|read
 int rs_cli_flush(int argc, char **argv);   /* flush the metrics spool */
 int rs_cli_metrics(int argc, char **argv); /* metrics emit|list|check (cli_flush.c) */
 int rs_cli_status(int argc, char **argv);  /* status JOBID|CKPT_DIR */
+int rs_cli_poll_end(int argc, char **argv); /* the plugin's end-time poller */
+
+/* Initialise libslurm once, before the first call that talks to Slurm
+ * (exits with Slurm's message if slurm.conf cannot be read). */
+void rs_cli_slurm_init(void);
 
 #endif

@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "err.h"
 
@@ -39,6 +40,13 @@ int rs_rundir_user(const char *rundir, uid_t uid, gid_t gid, char *path,
  * (cluster names that are not Slurm identifiers become "_"). */
 int rs_rundir_job_files(const char *rundir, uid_t uid, const char *cluster,
 			uint32_t job, char *ready, char *end, size_t len);
+
+/* Write the attempt's end time (seconds since the epoch, one line) to
+ * endfile atomically: ENDFILE.<pid> then rename, so a supervisor never
+ * reads half a line; the temp name is what rs_rundir_sweep and
+ * rs_rundir_job_end expect.  Runs as the job's user (the end-time
+ * poller).  0 or -errno (nothing is left behind on failure). */
+int rs_rundir_write_end(const char *endfile, time_t end);
 
 /* The job has ended on this node: remove its facts (every attempt) and
  * its ready and end-time files.  Never follows a symlink.  Returns the

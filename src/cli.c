@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <slurm/slurm.h>
+
 #include "cli.h"
 #include "policy.h"
 #include "spec.h"
@@ -29,7 +31,21 @@ static const struct {
 	  "flush [ARGS]          deliver spooled metrics and alerts" },
 	{ "metrics", rs_cli_metrics,
 	  "metrics emit|list|check ...  metrics spool tools" },
+	/* Started by resilience.so only (cli_poll.c): not in the usage. */
+	{ "poll-end", rs_cli_poll_end, NULL },
 };
+
+void rs_cli_slurm_init(void)
+{
+	static int done;
+
+	/* Since 23.11 every libslurm call needs its plugins (auth, hash)
+	 * loaded first ("No hash plugins loaded"); 20.11 and later have
+	 * slurm_init.  NULL: SLURM_CONF or the built-in path. */
+	if (!done)
+		slurm_init(NULL);
+	done = 1;
+}
 
 static void _usage(FILE *f)
 {
@@ -37,7 +53,8 @@ static void _usage(FILE *f)
 
 	fprintf(f, "usage: slurm-resilience COMMAND [ARGS]\n\ncommands:\n");
 	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-		fprintf(f, "  %s\n", cmds[i].usage);
+		if (cmds[i].usage)
+			fprintf(f, "  %s\n", cmds[i].usage);
 	fprintf(f, "\n  --help                show this text\n"
 		   "  --version             print the version\n\n"
 		   "Exit status: 0 success, 1 failure or invalid input, "

@@ -201,6 +201,7 @@ int rs_cli_status(int argc, char **argv)
 				"id nor a folder\n", target);
 		return 2;
 	}
+	rs_cli_slurm_init();
 	_print_slurm_view(job_id);
 	if (!state_dir && _state_dir_from_plugstack(sd, sizeof(sd)))
 		state_dir = sd;

@@ -37,6 +37,14 @@ RS_EXPORT const char plugin_name[] = "resilience";
 RS_EXPORT const char plugin_type[] = "spank";
 RS_EXPORT const unsigned int plugin_version = SLURM_VERSION_NUMBER;
 
+#if HAVE_SPANK_INIT_FAILURE_MODE
+/* Slurm 25.11+: should slurm_spank_init of a `required` resilience.so
+ * ever fail, fail the job rather than drain the node (the default).  It
+ * never fails today; this keeps the rule "never drain a node" if it
+ * does.  Older releases do not look the symbol up. */
+RS_EXPORT int slurm_spank_init_failure_mode = ESPANK_JOB_FAILURE;
+#endif
+
 /* All plugin state: one per process that loads the plugin. */
 static rs_job_t g;
 

@@ -15,6 +15,61 @@
 #include "plugin_job.h"
 #include "requeue.h"
 
+/* How slurmctld names this job in an update.  job_desc_msg_t's numeric
+ * job_id is gone in 25.11 (a step_id took its place); job_id_str exists
+ * in every release we support, but a bare "ID" there means the whole
+ * array (or every het component) when ID is also the array's or het
+ * job's id: an array task is named "ARRAY_TASK", a het component
+ * "HET+OFFSET", so exactly this record is updated, as job_id did. */
+static struct {
+	uint32_t job_id;            /* the job id[] is for, 0 if none */
+	char id[48];
+} ctld;
+
+static void _remember_id(const slurm_job_info_t *r)
+{
+	ctld.job_id = r->job_id;
+	if (r->array_task_id != NO_VAL && r->array_job_id)
+		snprintf(ctld.id, sizeof(ctld.id), "%u_%u", r->array_job_id,
+			 r->array_task_id);
+	else if (r->het_job_id && r->het_job_id != NO_VAL)
+		snprintf(ctld.id, sizeof(ctld.id), "%u+%u", r->het_job_id,
+			 r->het_job_offset);
+	else
+		snprintf(ctld.id, sizeof(ctld.id), "%u", r->job_id);
+}
+
+/* Send one update of job_id (named as _remember_id says, or by number
+ * when slurmctld was never asked).  slurm_update_job2: slurm_update_job
+ * logs an error for every job_id_str.  0, or -1 with errno set. */
+static int _update(uint32_t job_id, job_desc_msg_t *upd)
+{
+	job_array_resp_msg_t *resp = NULL;
+	char num[16];
+	int rc;
+
+	if (ctld.job_id == job_id) {
+		upd->job_id_str = ctld.id;
+	} else {
+		snprintf(num, sizeof(num), "%u", job_id);
+		upd->job_id_str = num;
+	}
+	rc = slurm_update_job2(upd, &resp);
+	if (resp) {
+		/* Several records answered: take the first error. */
+		uint32_t i;
+
+		for (i = 0; i < resp->job_array_count; i++)
+			if (resp->error_code[i] && !rc) {
+				errno = (int)resp->error_code[i];
+				rc = -1;
+			}
+		slurm_free_job_array_resp(resp);
+	}
+	upd->job_id_str = NULL;
+	return rc ? -1 : 0;
+}
+
 /* The job's record, or NULL (then *msg is NULL too); the caller frees
  * *msg with slurm_free_job_info_msg.  SHOW_LOCAL: one RPC, not a
  * federation lookup first. */
@@ -44,6 +99,7 @@ int rs_ctld_facts(rs_job_t *j)
 
 	if (!r)
 		return -1;
+	_remember_id(r);
 	j->f.restart_count = r->restart_cnt;
 	j->f.end_time = r->end_time;
 	j->f.nnodes = r->num_nodes;
@@ -63,9 +119,8 @@ void rs_ctld_admin_comment(const rs_job_t *j, const char *text)
 	job_desc_msg_t upd;
 
 	slurm_init_job_desc_msg(&upd);
-	upd.job_id = j->job_id;
 	upd.admin_comment = (char *)text;
-	if (slurm_update_job(&upd))
+	if (_update(j->job_id, &upd))
 		slurm_info("resilience: job %u: AdminComment not set (%s): %s",
 			   j->job_id, slurm_strerror(errno), text);
 }
@@ -101,9 +156,8 @@ void rs_ctld_begin_time(const rs_job_t *j, uint32_t delay)
 	 * accepted; retry briefly if not. */
 	for (i = 0; i < 20; i++) {
 		slurm_init_job_desc_msg(&upd);
-		upd.job_id = j->job_id;
 		upd.begin_time = want;
-		if (!slurm_update_job(&upd))
+		if (!_update(j->job_id, &upd))
 			return;
 		if (errno != ESLURM_JOB_NOT_PENDING)
 			break;

@@ -4,6 +4,7 @@
  * it (see plugin_job.h).
  */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
@@ -15,23 +16,12 @@
 
 #include "plugin_job.h"
 #include "privsep.h"
+#include "rundir.h"
 
 void rs_poller_write_end(const rs_job_t *j, time_t end)
 {
-	char tmp[PATH_MAX + 16];
-	int fd;
-
-	if (!j->endfile[0])
-		return;
-	snprintf(tmp, sizeof(tmp), "%s.%ld", j->endfile, (long)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-		  0600);
-	if (fd < 0)
-		return;
-	dprintf(fd, "%ld\n", (long)end);
-	close(fd);
-	if (rename(tmp, j->endfile) < 0)
-		unlink(tmp);
+	if (j->endfile[0])
+		rs_rundir_write_end(j->endfile, end);
 }
 
 /* Seconds since the end-time file was last written, or -1. */
@@ -54,17 +44,69 @@ static long _end_file_age(const rs_job_t *j)
  * when that end closes, or when the attempt is over.  A step that read
  * the node's kept facts has its poller ask at once unless the end-time
  * file was written within the period (every poll rewrites it).
+ *
+ * The poller is the CLI (`slurm-resilience poll-end`, src/cli_poll.c), a
+ * fresh program: since 23.11 user_init runs under Slurm's auth lock, and
+ * a child forked here inherits it held, so a libslurm call in the child
+ * aborts (auth_g_create: Resource deadlock avoided).  The child only
+ * drops privileges and execs; the environment it passes is SLURM_CONF
+ * (slurmd's, so the poller reads the same slurm.conf) and a plain PATH.
  */
 void rs_poller_spawn(const rs_job_t *j)
 {
-	const char *e = getenv("RS_END_POLL_SECONDS");
+	const char *e = getenv("RS_END_POLL_SECONDS"), *conf;
 	unsigned every = e && atoi(e) > 0 ? (unsigned)atoi(e) : 30;
-	uint32_t restarts = j->f.restart_count;
-	int life[2], now;
+	char cli[PATH_MAX], a_job[16], a_rs[16], a_ev[16], a_fd[16];
+	char env_conf[PATH_MAX + 16];
+	char *argv[16], *envp[3];
+	int life[2], now, n = 0, ne = 0;
 	pid_t pid;
 
+	rs_job_find_helper("slurm-resilience", RS_BINDIR, cli, sizeof(cli));
+	if (!cli[0]) {
+		slurm_error("resilience: job %u: slurm-resilience not found "
+			    "beside resilience.so nor in %s: the checkpoint "
+			    "lead will not follow TimeLimit updates",
+			    j->job_id, RS_BINDIR);
+		return;
+	}
+	if (j->facts_fresh) {
+		now = 0;
+	} else {
+		long age = _end_file_age(j);
+
+		now = age < 0 || age >= (long)every;
+	}
 	if (pipe2(life, O_CLOEXEC) < 0)
 		return;
+	/* Everything the child needs is prepared here: after fork it only
+	 * calls async-signal-safe functions and setgroups/setuid. */
+	snprintf(a_job, sizeof(a_job), "%u", j->job_id);
+	snprintf(a_rs, sizeof(a_rs), "%u", j->f.restart_count);
+	snprintf(a_ev, sizeof(a_ev), "%u", every);
+	snprintf(a_fd, sizeof(a_fd), "%d", life[0]);
+	argv[n++] = "slurm-resilience";
+	argv[n++] = "poll-end";
+	argv[n++] = "--job";
+	argv[n++] = a_job;
+	argv[n++] = "--restart";
+	argv[n++] = a_rs;
+	argv[n++] = "--every";
+	argv[n++] = a_ev;
+	argv[n++] = "--end-file";
+	argv[n++] = (char *)j->endfile;
+	argv[n++] = "--lifeline-fd";
+	argv[n++] = a_fd;
+	if (now)
+		argv[n++] = "--now";
+	argv[n] = NULL;
+	if ((conf = getenv("SLURM_CONF")) &&
+	    snprintf(env_conf, sizeof(env_conf), "SLURM_CONF=%s", conf) <
+		    (int)sizeof(env_conf))
+		envp[ne++] = env_conf;
+	envp[ne++] = "PATH=/usr/bin:/bin";
+	envp[ne] = NULL;
+
 	pid = fork();
 	if (pid != 0) {
 		close(life[0]);
@@ -83,37 +125,9 @@ void rs_poller_spawn(const rs_job_t *j)
 	/* Nothing of slurmstepd's but the lifeline: holding the tasks' stdio
 	 * pipes would keep an srun step from ending until this poller does. */
 	rs_privsep_detach(life[0]);
-	if (rs_privsep_become(j->uid, j->gid))
+	if (fcntl(life[0], F_SETFD, 0) < 0 ||
+	    rs_privsep_become(j->uid, j->gid))
 		_exit(0);
-	if (j->facts_fresh) {
-		now = 0;
-	} else {
-		long age = _end_file_age(j);
-
-		now = age < 0 || age >= (long)every;
-	}
-	for (;;) {
-		struct pollfd pfd = { life[0], POLLIN, 0 };
-		job_info_msg_t *msg;
-		slurm_job_info_t *r;
-		int over = 1;
-
-		if (!now) {
-			int n = poll(&pfd, 1, (int)every * 1000);
-
-			if (n > 0 || (n < 0 && errno != EINTR))
-				_exit(0); /* the step is over */
-		}
-		now = 0;
-		if ((r = rs_ctld_load(j->job_id, &msg))) {
-			over = (r->job_state & JOB_STATE_BASE) != JOB_RUNNING ||
-			       r->restart_cnt != restarts;
-			if (!over && r->end_time)
-				rs_poller_write_end(j, r->end_time);
-		}
-		if (msg)
-			slurm_free_job_info_msg(msg);
-		if (over)
-			_exit(0);
-	}
+	execve(cli, argv, envp);
+	_exit(127);
 }

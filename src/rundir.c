@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -168,6 +169,29 @@ static int _unlink_prefixed(int dfd, const char *prefix, const char *suffix)
 	}
 	closedir(d);
 	return n;
+}
+
+int rs_rundir_write_end(const char *endfile, time_t end)
+{
+	char tmp[PATH_MAX + 16];
+	int fd, rc = 0;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.%ld", endfile, (long)getpid()) >=
+	    (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+		  0600);
+	if (fd < 0)
+		return -errno;
+	if (dprintf(fd, "%ld\n", (long)end) < 0)
+		rc = -errno;
+	if (close(fd) < 0 && !rc)
+		rc = -errno;
+	if (!rc && rename(tmp, endfile) < 0)
+		rc = -errno;
+	if (rc)
+		unlink(tmp);
+	return rc;
 }
 
 int rs_rundir_job_end(const char *rundir, uid_t uid, const char *cluster,

@@ -76,6 +76,34 @@ def ensure_munge():
     raise RuntimeError("munged did not come up")
 
 
+def _proc_read(pid, what):
+    try:
+        with open("/proc/%d/%s" % (pid, what), "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def _listdir(path):
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
+
+
+def _ancestors():
+    """This process and its ancestors: never counted as a cluster's."""
+    pids, pid = set(), os.getpid()
+    while pid > 1 and pid not in pids:
+        pids.add(pid)
+        stat = _proc_read(pid, "stat")
+        try:
+            pid = int(stat[stat.rindex(b")") + 2:].split()[1])
+        except (ValueError, IndexError):
+            break
+    return pids
+
+
 class Cluster:
     def __init__(self, nodes=3, plugin_args="", extra_conf="", plugin=True):
         self.nnodes = nodes
@@ -207,10 +235,78 @@ PartitionName=gh-accelerated Nodes=ALL MaxTime=INFINITE State=UP OverSubscribe=F
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait(5)
-        # slurmstepd processes are not in our process groups.
-        subprocess.run(["pkill", "-KILL", "-f", "slurmstepd.*" + self.dir],
-                       capture_output=True)
+        # slurmstepd processes (and the jobs' processes) are not in our
+        # process groups: found by what names this cluster, killed by PID.
+        self.kill(self.own_pids())
         self.procs = []
+
+    @property
+    def slurm_bin(self):
+        """The folder of the Slurm client commands this cluster runs with
+        (the first sbatch in its PATH), for tests that set a job's PATH."""
+        return os.path.dirname(shutil.which("sbatch", path=self.env.get("PATH"))
+                               or "/usr/bin/sbatch")
+
+    # --------------------------------------------------- own processes --
+    def own_pids(self, job=None):
+        """PIDs of this cluster's processes, never another cluster's nor
+        anything else on the machine: daemons, slurmstepds, job processes,
+        supervisors and pollers, found in /proc by what names this
+        cluster's folder: the environment (SLURM_CONF, which the daemons,
+        slurmstepd's children and the jobs inherit), the command line,
+        the working folder or an open file (slurmstepd overwrites its
+        command line and environment with its title, but keeps its node's
+        log open).  job: only that job's (slurmstepd by its title
+        "slurmstepd: [JOB.STEP]", the others by SLURM_JOB_ID in their
+        environment or "--job JOB" on their command line)."""
+        d = os.fsencode(self.dir)
+        conf = b"SLURM_CONF=" + os.fsencode(self.conf) + b"\0"
+        skip = _ancestors()
+        pids = []
+        for e in os.listdir("/proc"):
+            if not e.isdigit() or int(e) in skip:
+                continue
+            pid = int(e)
+            env = _proc_read(pid, "environ")
+            cmd = _proc_read(pid, "cmdline")
+            if not self._names_us(pid, d, conf, env, cmd):
+                continue
+            if job is not None:
+                j = str(job).encode()
+                if not (cmd.startswith(b"slurmstepd: [" + j + b".") or
+                        b"\0SLURM_JOB_ID=" + j + b"\0" in b"\0" + env or
+                        b"\0--job\0" + j + b"\0" in b"\0" + cmd):
+                    continue
+            pids.append(pid)
+        return pids
+
+    @staticmethod
+    def _names_us(pid, d, conf, env, cmd):
+        if conf in env or d + b"/" in cmd:
+            return True
+        for link in ["cwd"] + ["fd/" + f for f in
+                               _listdir("/proc/%d/fd" % pid)]:
+            try:
+                if os.fsencode(os.readlink("/proc/%d/%s" % (pid, link))
+                               ).startswith(d + b"/"):
+                    return True
+            except OSError:
+                pass
+        return False
+
+    @staticmethod
+    def cmdline(pid):
+        """A process's command line, arguments joined by spaces."""
+        return _proc_read(pid, "cmdline").replace(b"\0", b" ").decode(
+            errors="replace").strip()
+
+    @staticmethod
+    def kill(pids, sig=signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
 
     def cleanup(self):
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -223,7 +319,10 @@ PartitionName=gh-accelerated Nodes=ALL MaxTime=INFINITE State=UP OverSubscribe=F
         extra = ["%s=%s" % kv for kv in (env or {}).items()]
         if user:
             argv = ["runuser", "-u", user, "--", "env",
-                    "SLURM_CONF=" + self.conf] + extra + list(argv)
+                    "SLURM_CONF=" + self.conf,
+                    # The release chosen by PATH (make integration
+                    # SLURM_PREFIX=...), whatever runuser does with PATH.
+                    "PATH=" + self.env.get("PATH", os.defpath)] + extra + list(argv)
         elif extra:
             argv = ["env"] + extra + list(argv)
         return subprocess.run(argv, env=self.env, capture_output=True,

@@ -106,3 +106,17 @@ def attacker(cluster):
         yield a
     finally:
         a.kill_spawned()
+
+
+def pytest_report_header(config):
+    """Which Slurm the suite runs on (the first slurmctld in PATH: make
+    integration SLURM_PREFIX=... puts that release first)."""
+    import shutil
+    import subprocess
+    ctld = shutil.which("slurmctld") or "slurmctld"
+    try:
+        v = subprocess.run([ctld, "-V"], capture_output=True, text=True,
+                           timeout=10).stdout.strip()
+    except OSError as e:
+        v = str(e)
+    return "slurm: %s (%s)" % (v, ctld)

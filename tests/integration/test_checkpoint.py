@@ -175,8 +175,8 @@ def test_no_supervisor_without_ckpt(cluster, plugstack, userdir):
         cluster.wait_state(j1, "RUNNING")
         cluster.wait_state(j2, "RUNNING")
         time.sleep(1)
-        ps = subprocess.run(["ps", "-eo", "pid,ppid,user,args"], capture_output=True,
-                            text=True).stdout
+        # This cluster's processes only: another suite may run beside.
+        ps = "\n".join(cluster.cmdline(p) for p in cluster.own_pids())
         cluster.run(["scancel", str(j1), str(j2)])
         cluster.wait_done(j1)
         cluster.wait_done(j2)

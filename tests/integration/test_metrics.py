@@ -170,8 +170,7 @@ def test_token_never_in_job_env_output_or_log(cluster, plugstack, rcv, spool):
         cluster.wait_state(j, "RUNNING")
         time.sleep(1)
         environs = ""
-        for pid in subprocess.run(["pgrep", "-u", "rstest"], capture_output=True,
-                                  text=True).stdout.split():
+        for pid in cluster.own_pids(job=j):   # this job's, not the machine's
             try:
                 with open("/proc/%s/environ" % pid, "rb") as f:
                     environs += f.read().decode(errors="replace")

@@ -116,7 +116,10 @@ def _setup(cluster, userdir):
                       cluster.user.pw_gid)
     return {
         "SLURM_JOBTMP": os.path.join(userdir, "jobtmp"),
-        "PATH": os.path.join(userdir, "bin") + ":/usr/bin:/bin",
+        # The cluster's Slurm first (sbatch here, srun in the job): it
+        # need not be /usr/bin's (make integration SLURM_PREFIX=...).
+        "PATH": ":".join([os.path.join(userdir, "bin"), cluster.slurm_bin,
+                          "/usr/bin", "/bin"]),
         "RUN_LOG": os.path.join(userdir, "logs"),
     }
 

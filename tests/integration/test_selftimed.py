@@ -125,7 +125,6 @@ def test_node_failure_restores_last_periodic_generation(cluster, plugstack, user
     periodic generation, and the ledger records the lost attempt as
     node_fail."""
     import signal
-    import subprocess
     ck = os.path.join(userdir, "ckpt")
     with plugstack():
         j = cluster.sbatch(MODEL, ["--open-mode=append",
@@ -138,8 +137,8 @@ def test_node_failure_restores_last_periodic_generation(cluster, plugstack, user
         try:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
-            subprocess.run(["pkill", "-KILL", "-f", r"slurmstepd: \[%d\." % j])
-            subprocess.run(["pkill", "-KILL", "-u", cluster.user.pw_name])
+            # The job's slurmstepd and processes, of this cluster only.
+            cluster.kill(cluster.own_pids(job=j))
             time.sleep(1)
             last = _manifest(ck)["generations"][-1]["gen"]   # nothing saves now
             cluster.wait_for(lambda: cluster.job(j).get("Restarts") == "1", 120,
@@ -175,8 +174,10 @@ sleep 15
 """
 
     def pollers():
-        r = cluster.run(["pgrep", "-u", cluster.user.pw_name, "-f", "^slurmstepd"])
-        return r.stdout.split()
+        # The pollers are `slurm-resilience poll-end --job J` (exec'd:
+        # since 23.11 a child forked in user_init cannot call libslurm).
+        return [p for p in cluster.own_pids(job=j)
+                if " poll-end " in cluster.cmdline(p)]
 
     with plugstack():
         j = cluster.sbatch(script, ["-N2", "--time=10", spec])

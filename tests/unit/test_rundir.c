@@ -186,6 +186,32 @@ START_TEST(test_rundir_sweep_runs_once_per_period)
 }
 END_TEST
 
+START_TEST(test_rundir_write_end_replaces_the_file_whole)
+{
+	char end[512], buf[64], tmp[560];
+	ssize_t n;
+	int fd;
+
+	ck_assert_int_eq(mkdir(dir, 0700), 0);
+	snprintf(end, sizeof(end), "%s/c1.7.end", dir);
+	ck_assert_int_eq(rs_rundir_write_end(end, 1700000000), 0);
+	ck_assert_int_eq(rs_rundir_write_end(end, 1700000123), 0);
+	fd = open(end, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	ck_assert_int_eq(n, 11);
+	buf[n] = '\0';
+	ck_assert_str_eq(buf, "1700000123\n");
+	/* No temp file is left behind. */
+	snprintf(tmp, sizeof(tmp), "%s.%ld", end, (long)getpid());
+	ck_assert_int_eq(access(tmp, F_OK), -1);
+	/* A folder that is not there: an error, and nothing written. */
+	snprintf(end, sizeof(end), "%s/none/c1.7.end", dir);
+	ck_assert_int_eq(rs_rundir_write_end(end, 1), -ENOENT);
+}
+END_TEST
+
 static Suite *rundir_suite(void)
 {
 	Suite *s = suite_create("rundir");
@@ -198,6 +224,7 @@ static Suite *rundir_suite(void)
 	tcase_add_test(tc, test_rundir_user_refuses_what_is_not_the_users);
 	tcase_add_test(tc, test_rundir_job_end_removes_only_that_job);
 	tcase_add_test(tc, test_rundir_sweep_runs_once_per_period);
+	tcase_add_test(tc, test_rundir_write_end_replaces_the_file_whole);
 	suite_add_tcase(s, tc);
 	return s;
 }
