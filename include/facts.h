@@ -36,6 +36,10 @@ typedef struct rs_facts {
 int rs_facts_format(const rs_facts_t *f, char *buf, size_t len);
 int rs_facts_parse(const char *line, rs_facts_t *f, rs_err_t *err);
 
+/* 1 if s is a non-empty Slurm identifier (letters, digits, '-', '_'):
+ * the only names that go into a file name in RUNDIR or state_dir. */
+int rs_facts_identifier(const char *s);
+
 /* DIR/CLUSTER.JOB.aRESTART.facts (cluster names are Slurm identifiers;
  * anything else is refused with -EINVAL). */
 int rs_facts_path(const char *dir, const char *cluster, uint32_t job,

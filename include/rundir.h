@@ -36,6 +36,10 @@ int rs_rundir_open(const char *rundir, rs_err_t *err);
 int rs_rundir_user(const char *rundir, uid_t uid, gid_t gid, char *path,
 		   size_t len, rs_err_t *err);
 
+/* s if it is a Slurm identifier of at most 63 characters (facts.h), else
+ * "_": what a cluster or node name may put into a file name. */
+const char *rs_rundir_token(const char *s);
+
 /* Names of a job's ready and end-time files in the user's private folder
  * (cluster names that are not Slurm identifiers become "_"). */
 int rs_rundir_job_files(const char *rundir, uid_t uid, const char *cluster,

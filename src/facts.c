@@ -87,18 +87,26 @@ int rs_facts_parse(const char *line, rs_facts_t *f, rs_err_t *err)
 	return 0;
 }
 
+int rs_facts_identifier(const char *s)
+{
+	const char *c;
+
+	if (!s || !*s)
+		return 0;
+	for (c = s; *c; c++)
+		if (!(*c == '-' || *c == '_' || (*c >= '0' && *c <= '9') ||
+		      (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z')))
+			return 0;
+	return 1;
+}
+
 int rs_facts_path(const char *dir, const char *cluster, uint32_t job,
 		  uint32_t restart, char *buf, size_t len)
 {
-	const char *c;
 	int n;
 
-	if (!*cluster)
+	if (!rs_facts_identifier(cluster))
 		return -EINVAL;
-	for (c = cluster; *c; c++)
-		if (!(*c == '-' || *c == '_' || (*c >= '0' && *c <= '9') ||
-		      (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z')))
-			return -EINVAL;
 	n = snprintf(buf, len, "%s/%s.%" PRIu32 ".a%" PRIu32 ".facts", dir,
 		     cluster, job, restart);
 	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;

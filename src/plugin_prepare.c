@@ -18,19 +18,6 @@
 #include "rundir.h"
 #include "safedir.h"
 
-/* A name for file names: Slurm identifiers pass, anything else is "_". */
-static const char *_token(const char *s)
-{
-	const char *c;
-
-	if (!s || !*s || strlen(s) > 63)
-		return "_";
-	for (c = s; *c; c++)
-		if (!(*c == '-' || *c == '_' || (*c >= '0' && *c <= '9') ||
-		      (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z')))
-			return "_";
-	return s;
-}
 
 /* An expanded path ($VARIABLEs are the job's): absolute, no "." or "..". */
 static int _check_expanded(const char *key, const char *path, rs_err_t *err)
@@ -106,7 +93,8 @@ int rs_prepare_paths(rs_job_t *j, spank_t sp, rs_err_t *err)
 	    ESPANK_SUCCESS || tmpdir[0] != '/')
 		snprintf(tmpdir, sizeof(tmpdir), "/tmp");
 	if (snprintf(j->scratch, sizeof(j->scratch), "%s/resilience-%s-%u-%s",
-		     tmpdir, _token(j->f.cluster), j->job_id, _token(node)) >=
+		     tmpdir, rs_rundir_token(j->f.cluster), j->job_id,
+		     rs_rundir_token(node)) >=
 	    (int)sizeof(j->scratch))
 		return rs_err_set(err, ENAMETOOLONG, "scratch in TMPDIR=%s: path "
 				  "too long; give scratch=", tmpdir);
@@ -152,7 +140,7 @@ int rs_prepare_root(rs_job_t *j, rs_err_t *err)
 	 * (job ids restart after a state reset, wrap at MaxJobId, and two
 	 * clusters may share state_dir); attempt 1 starts a new history. */
 	if (snprintf(j->ledger_dir, sizeof(j->ledger_dir), "%s/%s.%u",
-		     j->pol.state_dir, _token(j->f.cluster), j->job_id) >=
+		     j->pol.state_dir, rs_rundir_token(j->f.cluster), j->job_id) >=
 	    (int)sizeof(j->ledger_dir))
 		j->ledger_dir[0] = '\0';
 	j->ledger_root = 1;

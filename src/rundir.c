@@ -103,23 +103,15 @@ out:
 
 /* Cluster names are Slurm identifiers; anything else is not put in a
  * file name. */
-static const char *_cluster_token(const char *cluster)
+const char *rs_rundir_token(const char *s)
 {
-	const char *c;
-
-	if (!cluster || !*cluster || strlen(cluster) > 63)
-		return "_";
-	for (c = cluster; *c; c++)
-		if (!(*c == '-' || *c == '_' || (*c >= '0' && *c <= '9') ||
-		      (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z')))
-			return "_";
-	return cluster;
+	return s && strlen(s) <= 63 && rs_facts_identifier(s) ? s : "_";
 }
 
 int rs_rundir_job_files(const char *rundir, uid_t uid, const char *cluster,
 			uint32_t job, char *ready, char *end, size_t len)
 {
-	const char *c = _cluster_token(cluster);
+	const char *c = rs_rundir_token(cluster);
 
 	if (snprintf(ready, len, "%s/u%u/%s.%" PRIu32 ".ready", rundir,
 		     (unsigned)uid, c, job) >= (int)len ||
@@ -198,7 +190,7 @@ int rs_rundir_job_end(const char *rundir, uid_t uid, const char *cluster,
 		      uint32_t job)
 {
 	char prefix[96], name[32];
-	const char *c = _cluster_token(cluster);
+	const char *c = rs_rundir_token(cluster);
 	int rfd, ufd, n = 0, r;
 
 	rfd = open(rundir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
