@@ -96,7 +96,7 @@ static int _spawn_applier(const char *cli, const char *dir)
  * hold, AdminComment, begin time.  Returns the word for the log:
  * "" (done, or nothing to do), or why it is still pending. */
 static const char *_carry_out(rs_job_t *j, const rs_decision_t *d, rs_outcome_t o,
-			      const char *comment)
+			      const char *comment, int ctld_down)
 {
 	char dir[PATH_MAX], name[96], cli[PATH_MAX];
 	rs_pending_t p;
@@ -136,8 +136,9 @@ static const char *_carry_out(rs_job_t *j, const rs_decision_t *d, rs_outcome_t 
 		return "pending (applier not started)";
 	}
 	/* Only to say in the log whether it holds already: the decision is
-	 * durable, the applier goes on without us. */
-	for (waited = 0; waited < RS_DECISION_WAIT_MS; waited += 20) {
+	 * durable, the applier goes on without us.  Not at all when
+	 * slurmctld just did not answer. */
+	for (waited = 0; !ctld_down && waited < RS_DECISION_WAIT_MS; waited += 20) {
 		if (!rs_decision_waiting(dir, name))
 			return "";
 		usleep(20000);
@@ -157,6 +158,7 @@ void rs_end_attempt(rs_job_t *j, int wait_status)
 	rs_outcome_t o;
 	rs_err_t err;
 	int exit_code, sig, requeue_allowed = 1, batch = 1; /* the batch step */
+	int ctld_down = 0;
 	unsigned allowed;
 	struct timespec t0, t1;
 	long ms;
@@ -171,8 +173,10 @@ void rs_end_attempt(rs_job_t *j, int wait_status)
 	/* An exit code needs no question to slurmctld; a signal may be
 	 * Slurm's (time limit, scancel, preemption, requeue). */
 	if (WIFSIGNALED(wait_status) &&
-	    rs_ctld_end_state(j, &end, &requeue_allowed))
+	    rs_ctld_end_state(j, &end, &requeue_allowed)) {
 		_guess_end(j, &end);
+		ctld_down = 1;
+	}
 	o = rs_requeue_classify(&end, &exit_code, &sig);
 
 	/* Checkpoints taken during this attempt: re-read, the supervisor
@@ -210,7 +214,7 @@ void rs_end_attempt(rs_job_t *j, int wait_status)
 	else
 		comment[0] = '\0';
 	/* Recorded before any RPC; carried out until it holds. */
-	pending = _carry_out(j, &d, o, comment);
+	pending = _carry_out(j, &d, o, comment, ctld_down);
 	if (*pending)
 		snprintf(pend, sizeof(pend), "%s %s",
 			 d.action == RS_ACTION_HELD ? "hold"

@@ -97,3 +97,46 @@ exit 0
     # Carried out soon after slurmctld answers (the applier's backoff is
     # at most 8 s, plus libslurm's own wait for a controller).
     assert requeued - back < 40, requeued - back
+
+
+def test_killed_by_a_signal_while_controller_down_stays_in_budget(
+        cluster, plugstack, userdir):
+    """Must show 2 for the one end that asks slurmctld in the hook (a
+    signal may be Slurm's): the ask is bounded by libslurm's own wait for
+    a controller (MessageTimeout, 10 s here), and the hook, knowing
+    slurmctld is away, does not wait for the applier; the decision is
+    carried out when slurmctld is back."""
+    go = os.path.join(userdir, "go")
+    script = f"""#!/bin/bash
+echo "attempt=$RESILIENCE_ATTEMPT"
+if [ "${{SLURM_RESTART_COUNT:-0}}" = 0 ]; then
+    while [ ! -e {go} ]; do sleep 0.2; done
+    kill -KILL $$
+fi
+exit 0
+"""
+    with plugstack(""):
+        j = cluster.sbatch(script, ["--open-mode=append",
+                                    "--resilience=ckpt=%s/ck/%%j,retries=1" % userdir])
+        cluster.wait_for(lambda: "attempt=1" in cluster.output(j), 60,
+                         "the job to start its script")
+        cluster.stop_slurmctld()
+        try:
+            cluster.as_user(["touch", go], check=True)
+            cluster.wait_for(
+                lambda: re.search(r"\[%d\.batch\] resilience: attempt 1/2 .*signal"
+                                  % j, _slurmd_logs(cluster)),
+                90, "the end of attempt 1 in the slurmd log")
+            logs = _slurmd_logs(cluster)
+        finally:
+            cluster.start_slurmctld()
+        cluster.wait_for(lambda: cluster.job(j).get("Restarts") == "1", 120,
+                         "the recorded requeue to be carried out")
+        info = _wait_final(cluster, j, 120)
+    took = [int(ms) for ms in
+            re.findall(r"job %d: end of attempt took (\d+) ms" % j, logs)]
+    print("end of attempt with slurmctld down took", took, "ms")
+    assert took and max(took) < 10000 + 3000, took
+    assert "slurmctld did not answer" in logs
+    assert info["JobState"] == "COMPLETED", info
+    assert not _drained(cluster), cluster.node_states()
