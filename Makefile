@@ -323,7 +323,7 @@ MANPAGES        := slurm-resilience.1 resilience.7 spank-resilience.8
 # whose they are (the timer starts the service of its own name).
 UNITS           := slurm-resilience-flush.service slurm-resilience-flush.timer
 # What make check-package needs (installed by make deps).
-DEB_PACKAGES    += debhelper dpkg-dev fakeroot lintian rpm groff man-db
+DEB_PACKAGES    += debhelper dpkg-dev fakeroot lintian rpm rpmlint cpio binutils groff man-db
 # Installed paths and versions go into the man pages, units and snippet.
 SUBST = sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@SLURM@|$(SLURM_VERSION)|g' \
   -e 's|@PLUGINDIR@|$(SLURM_PLUGIN_DIR)|g' -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' \
