@@ -110,7 +110,8 @@ SLURM_TAR_RELEASE = $(shell echo '$(notdir $(SLURM_TARBALL))' | sed -n 's/^slurm
 
 .PHONY: all deps check check-run suites check-slurm-headers FORCE unit unit-valgrind unit-asan \
         unit-asan-gcc unit-asan-clang unit-san-run symbols fuzz-smoke fuzz \
-        integration install uninstall clean demo bench slurm slurm-deps check-release
+        integration install uninstall clean demo bench slurm slurm-deps check-release \
+        man check-man dist check-package
 all: $(B)/resilience.so $(B)/slurm-resilience $(B)/resilience-supervisor
 
 $(B)/obj/%.o: src/%.c $(wildcard include/*.h) Makefile
@@ -140,9 +141,12 @@ $(B)/libresilience.a: $(LIB_OBJ)
 # json-c cost every step ~0.3 ms (bench/steps.sh, (j)); the plugin loads it
 # (RTLD_GLOBAL) for resilient jobs only, and its calls bind lazily (Slurm
 # dlopens plugins RTLD_LAZY).  `make symbols` checks both.
+# -z lazy comes after LDFLAGS: distributions' hardening flags (Debian's
+# dpkg-buildflags, Fedora's build_ldflags) add -z now, which would make
+# dlopen fail on the json-c symbols in every sbatch and srun.
 $(B)/resilience.so: $(PLUGIN_OBJ) $(B)/libresilience.a
-	$(CC) -shared -Wl,-z,defs -Wl,-z,lazy -Wl,--unresolved-symbols=ignore-in-object-files \
-	  -o $@ $(PLUGIN_OBJ) $(B)/libresilience.a $(LDFLAGS)
+	$(CC) -shared -Wl,-z,defs -Wl,--unresolved-symbols=ignore-in-object-files \
+	  -o $@ $(PLUGIN_OBJ) $(B)/libresilience.a $(LDFLAGS) -Wl,-z,lazy
 
 $(B)/slurm-resilience: $(CLI_OBJ) $(B)/libresilience.a
 	$(CC) -o $@ $(CLI_OBJ) $(B)/libresilience.a $(LDFLAGS) $(PKG_LIBS) $(SLURM_LDFLAGS) -lslurm
@@ -212,7 +216,7 @@ check: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory check-run
 
-check-run: unit unit-valgrind unit-asan symbols fuzz-smoke suites integration
+check-run: unit unit-valgrind unit-asan symbols check-man fuzz-smoke suites integration check-package
 
 # Component suites that need real processes but no cluster: checkpoint
 # fault injection, the supervisor, the metrics receivers.
@@ -266,7 +270,9 @@ symbols: $(B)/resilience.so
 	echo "symbols: only plugin and SPANK symbols exported"; \
 	need=$$(readelf -d $< | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | tr '\n' ' '); \
 	case "$$need" in *curl*|*json*) echo "symbols: $< needs libcurl or json-c ($$need): every srun and slurmstepd would load it"; exit 1;; esac; \
-	echo "symbols: $< needs only $$need"
+	echo "symbols: $< needs only $$need"; \
+	if readelf -d $< | grep -qE '\((FLAGS|FLAGS_1)\).*\b(BIND_NOW|NOW)\b'; then \
+	  echo "symbols: $< is linked -z now: dlopen would fail on json-c symbols"; exit 1; fi
 
 FUZZ_SECONDS ?= 120
 fuzz-smoke:
@@ -308,17 +314,80 @@ demo: deps
 	/usr/bin/python3 tests/integration/demo.py
 
 # -------------------------------------------------------------- install ---
-install: all
-	install -d $(DESTDIR)$(SLURM_PLUGIN_DIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DOCDIR)
+# Install, dist and packages (issue 14; docs/admin.md, "Install").
+MANDIR          ?= $(PREFIX)/share/man
+SYSTEMDUNITDIR  ?= $(PREFIX)/lib/systemd/system
+SLURM_VERSION   := $(shell packaging/slurm-version $(SLURM_INCDIR) 2>/dev/null)
+MANPAGES        := slurm-resilience.1 resilience.7 spank-resilience.8
+# docs/metrics-flush.{service,timer}, installed under a name that says
+# whose they are (the timer starts the service of its own name).
+UNITS           := slurm-resilience-flush.service slurm-resilience-flush.timer
+# What make check-package needs (installed by make deps).
+DEB_PACKAGES    += debhelper dpkg-dev fakeroot lintian rpm rpmlint cpio binutils groff man-db
+# Installed paths and versions go into the man pages, units and snippet.
+SUBST = sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@SLURM@|$(SLURM_VERSION)|g' \
+  -e 's|@PLUGINDIR@|$(SLURM_PLUGIN_DIR)|g' -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' \
+  -e 's|@BINDIR@|$(BINDIR)|g' -e 's|/usr/local/bin/slurm-resilience|$(BINDIR)/slurm-resilience|g' \
+  -e 's|/usr/local/share/doc/slurm-resilience|$(DOCDIR)|g'
+
+$(B)/man/%: man/% VERSION $(B)/paths.stamp
+	@mkdir -p $(dir $@); $(SUBST) $< > $@
+$(B)/units/slurm-resilience-flush.%: docs/metrics-flush.% $(B)/paths.stamp
+	@mkdir -p $(dir $@); $(SUBST) $< > $@
+$(B)/resilience.conf: packaging/resilience.conf.in $(B)/paths.stamp
+	@$(SUBST) $< > $@
+man: $(MANPAGES:%=$(B)/man/%) $(UNITS:%=$(B)/units/%) $(B)/resilience.conf
+
+# groff must render every page without a warning.
+check-man: man
+	@set -e; for m in $(MANPAGES:%=$(B)/man/%); do \
+	  out=$$(LC_ALL=C.UTF-8 groff -man -ww -z $$m 2>&1); \
+	  [ -z "$$out" ] || { echo "check-man: $$m:"; echo "$$out"; exit 1; }; done; \
+	  echo "check-man: $(MANPAGES) render without groff warnings"
+
+# The example plugstack.conf.d snippet (commented out) is installed only
+# with INSTALL_SNIPPET=1: the packages do, a plain `make install` does not
+# write into /etc.
+install: all man
+	install -d $(DESTDIR)$(SLURM_PLUGIN_DIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DOCDIR) \
+	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSTEMDUNITDIR)
 	install -m 0755 $(B)/resilience.so $(DESTDIR)$(SLURM_PLUGIN_DIR)/resilience.so
 	install -m 0755 $(B)/slurm-resilience $(DESTDIR)$(BINDIR)/slurm-resilience
 	install -m 0755 $(B)/resilience-supervisor $(DESTDIR)$(LIBEXECDIR)/resilience-supervisor
 	install -m 0644 plugstack.conf.example README.md $(DESTDIR)$(DOCDIR)/
 	cp -r docs $(DESTDIR)$(DOCDIR)/
+	rm -f $(DESTDIR)$(DOCDIR)/docs/metrics-flush.*
+	install -m 0644 $(B)/man/slurm-resilience.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 $(B)/man/resilience.7 $(DESTDIR)$(MANDIR)/man7/
+	install -m 0644 $(B)/man/spank-resilience.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 $(UNITS:%=$(B)/units/%) $(DESTDIR)$(SYSTEMDUNITDIR)/
+	$(if $(filter 1,$(INSTALL_SNIPPET)),install -d $(DESTDIR)$(SYSCONFDIR)/plugstack.conf.d && \
+	  install -m 0644 $(B)/resilience.conf $(DESTDIR)$(SYSCONFDIR)/plugstack.conf.d/resilience.conf)
 
 uninstall:
 	rm -f $(DESTDIR)$(SLURM_PLUGIN_DIR)/resilience.so $(DESTDIR)$(BINDIR)/slurm-resilience
+	rm -f $(DESTDIR)$(MANDIR)/man1/slurm-resilience.1 $(DESTDIR)$(MANDIR)/man7/resilience.7 \
+	  $(DESTDIR)$(MANDIR)/man8/spank-resilience.8 $(UNITS:%=$(DESTDIR)$(SYSTEMDUNITDIR)/%)
 	rm -rf $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DOCDIR)
+
+# A source tarball that builds on its own: the tracked files (as they are
+# in the work tree), VERSION, debian/ and the spec with VERSION filled in
+# at the top (where `rpmbuild -ta` looks).  debian/changelog must agree.
+DIST := spank-resilience-$(VERSION)
+dist:
+	@deb=$$(dpkg-parsechangelog -l debian/changelog -S Version 2>/dev/null | sed 's/-[^-]*$$//'); \
+	  [ "$$deb" = "$(VERSION)" ] || { echo "dist: debian/changelog says $$deb, VERSION says $(VERSION): add a changelog entry (dch -v $(VERSION)-1)" >&2; exit 1; }
+	@set -e; rm -rf $(B)/dist; mkdir -p $(B)/dist/$(DIST); \
+	  git ls-files -z | xargs -0 cp -P --parents -t $(B)/dist/$(DIST); \
+	  sed 's|@VERSION@|$(VERSION)|g' packaging/spank-resilience.spec.in > $(B)/dist/$(DIST)/spank-resilience.spec; \
+	  tar -C $(B)/dist --owner=0 --group=0 --sort=name -czf $(B)/$(DIST).tar.gz $(DIST); \
+	  echo "dist: $(B)/$(DIST).tar.gz"
+
+# Build both packages from the tarball, lint them, install the .deb, run a
+# few integration tests on the installed files, remove it and check the
+# node is clean (tests/package/run; root; a few minutes).
+check-package: dist
+	tests/package/run $(abspath $(B))/$(DIST).tar.gz
 
 clean:
 	rm -rf build build-asan build-asan-gcc build-asan-clang

@@ -119,6 +119,14 @@ RS_EXPORT int slurm_spank_init(spank_t sp, int ac, char **av)
 	if (!g.pol_ok)
 		slurm_error("resilience: plugstack.conf: bad argument for "
 			    "resilience.so: %s", g.pol_err.msg);
+	/* slurmd runs slurm_spank_init once at its start (S_CTX_SLURMD):
+	 * one line in its log says which plugin and for which Slurm. */
+	if (ctx == S_CTX_SLURMD)
+		slurm_info("resilience: spank-resilience %s (built for Slurm "
+			   "%d.%02d.%d)", RS_VERSION,
+			   SLURM_VERSION_MAJOR(SLURM_VERSION_NUMBER),
+			   SLURM_VERSION_MINOR(SLURM_VERSION_NUMBER),
+			   SLURM_VERSION_MICRO(SLURM_VERSION_NUMBER));
 	if (ctx == S_CTX_LOCAL || ctx == S_CTX_ALLOCATOR ||
 	    ctx == S_CTX_REMOTE) {
 		spank_err_t rc = spank_option_register(sp, &rs_option);

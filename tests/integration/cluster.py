@@ -20,6 +20,12 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("RS_BUILD", os.path.join(ROOT, "build"))
+# RS_INSTALLED=1: load the plugin a package installed (RS_PLUGIN, default
+# Debian's Slurm plugin folder), which finds its helpers where the package
+# put them; BUILD is not used for the plugin (make check-package).
+INSTALLED = os.environ.get("RS_INSTALLED") == "1"
+INSTALLED_PLUGIN = os.environ.get(
+    "RS_PLUGIN", "/usr/lib/x86_64-linux-gnu/slurm-wlm/resilience.so")
 TEST_USER = os.environ.get("RS_TEST_USER", "rstest")
 # A second unprivileged user: the attacker of tests/integration/test_security.py.
 OTHER_USER = os.environ.get("RS_OTHER_USER", "rsother")
@@ -116,7 +122,8 @@ class Cluster:
         self.plugstack = os.path.join(self.dir, "plugstack.conf")
         self.work = os.path.join(self.dir, "work")   # user-writable
         self.extra_conf = extra_conf
-        self.plugin = os.path.join(BUILD, "resilience.so")
+        self.plugin = (INSTALLED_PLUGIN if INSTALLED
+                       else os.path.join(BUILD, "resilience.so"))
         self.procs = []
         self.user = ensure_user()
         self.other_users = []   # users whose jobs cancel_all() also cancels
