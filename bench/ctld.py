@@ -17,8 +17,9 @@ Before each run `sdiag -r` resets slurmctld's counters; the run waits on
 sdiag's own job counters (REQUEST_STATS_INFO, left out of the figures),
 never on squeue, so the only job lookups counted are the plugin's.
 
-    bash bench/ctld.sh                 (N=100 C=20)
-    N=200 C=50 bash bench/ctld.sh
+    bash bench/ctld.sh                 (N=100 C=20 ROUNDS=3)
+    N=200 C=50 ROUNDS=5 bash bench/ctld.sh
+The four runs go in turn, ROUNDS times; figures are summed over rounds.
 Targets (issue 13): at most 1 extra RPC per attempt for a job that
 succeeds, at most 3 for an attempt that is requeued, and no increase in
 slurmctld's time per REQUEST_COMPLETE_BATCH_SCRIPT (ratios of the same RPC
@@ -36,6 +37,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 from cluster import Cluster  # noqa: E402
 
 N = int(os.environ.get("N", "100"))
+ROUNDS = int(os.environ.get("ROUNDS", "3"))
 C = int(os.environ.get("C", "20"))
 RUN_TIMEOUT = int(os.environ.get("RUN_TIMEOUT", "900"))
 # RPC types the plugin itself may send (the rest is Slurm's own traffic).
@@ -75,7 +77,7 @@ def run(c, name, script, args):
         time.sleep(1)
     time.sleep(8)  # the last jobs end, their epilogs complete
     rpcs, jobs = sdiag(c)
-    print("== %-6s %d tasks in %.0f s, %s" % (name, N, time.time() - t0, jobs))
+    print("== %-7s %d tasks in %.0f s" % (name, N, time.time() - t0))
     return rpcs, jobs
 
 
@@ -88,16 +90,24 @@ def main():
                 "touch $DONE/$SLURM_ARRAY_TASK_ID\n")
         res = {}
         c.set_plugin_args("")
-        res["base"] = run(c, "base", ok, [])
-        res["ok"] = run(c, "ok", ok, ["--resilience=retries=1"])
-        res["fail"] = run(c, "fail", "#!/bin/bash\ntouch $DONE/$SLURM_ARRAY_TASK_ID\nexit 1\n",
-                          [])
-        res["retry"] = run(c, "retry", once, ["--resilience=retries=1"])
+        fail = "#!/bin/bash\ntouch $DONE/$SLURM_ARRAY_TASK_ID\nexit 1\n"
+        runs = (("base", ok, []), ("ok", ok, ["--resilience=retries=1"]),
+                ("fail", fail, []), ("retry", once, ["--resilience=retries=1"]))
+        # Rounds, in turn, so that the load of a shared machine falls on
+        # all four alike; counts and times are summed over the rounds.
+        for r in range(ROUNDS):
+            for name, script, args in runs:
+                rpcs, _ = run(c, "%s%d" % (name, r), script, args)
+                acc = res.setdefault(name, ({}, None))[0]
+                for t, (n, total) in rpcs.items():
+                    a = acc.get(t, (0, 0))
+                    acc[t] = (a[0] + n, a[1] + total)
     finally:
         c.stop()
         c.cleanup()
 
-    attempts = {"base": N, "ok": N, "fail": N, "retry": 2 * N}
+    attempts = {"base": N * ROUNDS, "ok": N * ROUNDS, "fail": N * ROUNDS,
+                "retry": 2 * N * ROUNDS}
     print("\nRPCs per attempt by type (sdiag count / attempts):")
     print("%-32s %8s %8s %8s %8s" % ("type", "base", "ok", "fail", "retry"))
     for t in SHOWN:
@@ -108,11 +118,11 @@ def main():
     def plugin_rpcs(r):
         return sum(res[r][0].get(t, (0, 0))[0] for t in PLUGIN_RPCS)
 
-    extra_ok = (plugin_rpcs("ok") - plugin_rpcs("base")) / N
+    extra_ok = (plugin_rpcs("ok") - plugin_rpcs("base")) / (N * ROUNDS)
     # The requeued attempt alone: run `retry` is run `ok` plus one failed
     # attempt per task that the plugin requeues.
     extra_retry = (plugin_rpcs("retry") - plugin_rpcs("ok") -
-                   (plugin_rpcs("fail") - plugin_rpcs("base"))) / N
+                   (plugin_rpcs("fail") - plugin_rpcs("base"))) / (N * ROUNDS)
 
     def per_call(r, t):
         n, total = res[r][0].get(t, (0, 0))
