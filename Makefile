@@ -110,7 +110,7 @@ SLURM_TAR_RELEASE = $(shell echo '$(notdir $(SLURM_TARBALL))' | sed -n 's/^slurm
 
 .PHONY: all deps check check-run suites check-slurm-headers FORCE unit unit-valgrind unit-asan \
         unit-asan-gcc unit-asan-clang unit-san-run symbols fuzz-smoke fuzz \
-        integration install uninstall clean demo bench slurm slurm-deps check-release
+        integration integration-cgroup install uninstall clean demo bench slurm slurm-deps check-release
 all: $(B)/resilience.so $(B)/slurm-resilience $(B)/resilience-supervisor
 
 $(B)/obj/%.o: src/%.c $(wildcard include/*.h) Makefile
@@ -212,7 +212,7 @@ check: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory check-run
 
-check-run: unit unit-valgrind unit-asan symbols fuzz-smoke suites integration
+check-run: unit unit-valgrind unit-asan symbols fuzz-smoke suites integration integration-cgroup
 
 # Component suites that need real processes but no cluster: checkpoint
 # fault injection, the supervisor, the metrics receivers.
@@ -299,6 +299,19 @@ fuzz: $(FUZZ_SRC) $(FUZZ_OBJ)
 integration: all
 	$(if $(filter /usr,$(SLURM_PREFIX)),,PATH=$(SLURM_PREFIX)/bin:$(SLURM_PREFIX)/sbin:$$PATH) \
 	  RS_BUILD=$(abspath $(B)) tests/integration/run
+
+# The process-lifetime tests again on ONE cluster with proctrack/cgroup +
+# task/cgroup (cgroup/v1): what the plugin leaves running after a step
+# (supervisor, end-time poller, metrics sender, restore after requeue)
+# must survive, or be meant to die, where Slurm kills the step's cgroup.
+# About 3-4 minutes.  One cgroup cluster per machine at a time (a lock).
+CGROUP_TESTS := test_tutorial_job_checkpoints_on_usr1_and_restores or \
+  test_signal_via_time_limit_warning or \
+  test_time_limited_job_without_signal_checkpoints_and_continues or \
+  test_retry_three_times_then_hold or test_cgroup
+integration-cgroup: all
+	$(if $(filter /usr,$(SLURM_PREFIX)),,PATH=$(SLURM_PREFIX)/bin:$(SLURM_PREFIX)/sbin:$$PATH) \
+	  RS_CGROUP=1 RS_BUILD=$(abspath $(B)) tests/integration/run -k '$(CGROUP_TESTS)'
 
 bench: all
 	@set -e; for b in bench/*.sh; do echo "== $$b"; bash $$b; done
