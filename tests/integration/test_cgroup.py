@@ -11,6 +11,10 @@ linuxproc cluster of `make integration`.
    reaches the Pushgateway within seconds of the job's end: the detached
    sender is not killed with the step's cgroup (else it would wait for
    the flush timer, 5 min).
+3. test_sender_outlives_the_step - a receiver that never answers keeps
+   the sender busy past the step's end: the sender is still alive after
+   the job is COMPLETED and lives in no job's cgroup (proctrack/cgroup
+   kills everything left in the step's freezer cgroup).
 """
 import os
 import sys
@@ -21,7 +25,7 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "metrics"))
-from receivers import Receivers  # noqa: E402
+from receivers import FaultyReceiver, Receivers  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -75,3 +79,40 @@ def test_metrics_event_arrives_within_seconds(cluster, plugstack):
         assert [f for f in os.listdir(spool) if f.startswith("e-")] == []
     finally:
         rcv.stop()
+
+
+def _cgroups(pid):
+    try:
+        with open("/proc/%d/cgroup" % pid) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def test_sender_outlives_the_step(cluster, plugstack):
+    spool = os.path.join(cluster.dir, "spool-cgroup-hang")
+    os.makedirs(spool, mode=0o700)
+    hang = FaultyReceiver("hang").start()
+    try:
+        args = ("metrics_url=%s metrics_format=json spool_dir=%s cluster=rstest "
+                "timeout_ms=8000 flush_budget_ms=10000 state_dir=%s/st-cg"
+                % (hang.url, spool, cluster.dir))
+        with plugstack(args):
+            j = cluster.sbatch("#!/bin/bash\nsleep 1\nexit 0\n",
+                               ["--resilience=retries=1"])
+            cluster.wait_state(j, "COMPLETED", 90)
+            cluster.wait_for(lambda: hang.count >= 1, 10, "the sender's request")
+
+            def senders():
+                return [p for p in cluster.own_pids()
+                        if " flush " in cluster.cmdline(p) + " "]
+            # Slurm has killed what was left in the step's cgroup by the
+            # time the job is COMPLETED; give it a moment more.
+            time.sleep(2)
+            alive = senders()
+            where = {p: _cgroups(p) for p in alive}
+        assert alive, "the sender was killed with the step (spool: %s)" % os.listdir(spool)
+        for p, cg in where.items():
+            assert cg is not None and "/job_" not in cg, (p, cg)
+    finally:
+        hang.stop()
