@@ -308,7 +308,9 @@ integration: all
 CGROUP_TESTS := test_tutorial_job_checkpoints_on_usr1_and_restores or \
   test_signal_via_time_limit_warning or \
   test_time_limited_job_without_signal_checkpoints_and_continues or \
-  test_retry_three_times_then_hold or test_cgroup
+  test_retry_three_times_then_hold or test_cgroup or \
+  test_slurmd_restarted_while_running_and_while_saving or \
+  test_sigkill_mid_save_keeps_previous_generation
 integration-cgroup: all
 	$(if $(filter /usr,$(SLURM_PREFIX)),,PATH=$(SLURM_PREFIX)/bin:$(SLURM_PREFIX)/sbin:$$PATH) \
 	  RS_CGROUP=1 RS_BUILD=$(abspath $(B)) tests/integration/run -k '$(CGROUP_TESTS)'
