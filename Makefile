@@ -304,7 +304,7 @@ integration: all
 # task/cgroup (cgroup/v1): what the plugin leaves running after a step
 # (supervisor, end-time poller, metrics sender, restore after requeue)
 # must survive, or be meant to die, where Slurm kills the step's cgroup.
-# About 3-4 minutes.  One cgroup cluster per machine at a time (a lock).
+# About 4-5 minutes (4m17 here).  One cgroup cluster per machine at a time (a lock).
 CGROUP_TESTS := test_tutorial_job_checkpoints_on_usr1_and_restores or \
   test_signal_via_time_limit_warning or \
   test_time_limited_job_without_signal_checkpoints_and_continues or \
