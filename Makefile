@@ -110,7 +110,7 @@ SLURM_TAR_RELEASE = $(shell echo '$(notdir $(SLURM_TARBALL))' | sed -n 's/^slurm
 
 .PHONY: all deps check check-run suites check-slurm-headers FORCE unit unit-valgrind unit-asan \
         unit-asan-gcc unit-asan-clang unit-san-run symbols fuzz-smoke fuzz \
-        integration integration-cgroup install uninstall clean demo bench slurm slurm-deps check-release
+        integration install uninstall clean demo bench slurm slurm-deps check-release
 all: $(B)/resilience.so $(B)/slurm-resilience $(B)/resilience-supervisor
 
 $(B)/obj/%.o: src/%.c $(wildcard include/*.h) Makefile
@@ -212,7 +212,7 @@ check: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory check-run
 
-check-run: unit unit-valgrind unit-asan symbols fuzz-smoke suites integration integration-cgroup
+check-run: unit unit-valgrind unit-asan symbols fuzz-smoke suites integration
 
 # Component suites that need real processes but no cluster: checkpoint
 # fault injection, the supervisor, the metrics receivers.
@@ -311,6 +311,8 @@ CGROUP_TESTS := test_tutorial_job_checkpoints_on_usr1_and_restores or \
   test_retry_three_times_then_hold or test_cgroup or \
   test_slurmd_restarted_while_running_and_while_saving or \
   test_sigkill_mid_save_keeps_previous_generation
+.PHONY: integration-cgroup
+check-run: integration-cgroup
 integration-cgroup: all
 	$(if $(filter /usr,$(SLURM_PREFIX)),,PATH=$(SLURM_PREFIX)/bin:$(SLURM_PREFIX)/sbin:$$PATH) \
 	  RS_CGROUP=1 RS_BUILD=$(abspath $(B)) tests/integration/run -k '$(CGROUP_TESTS)'
