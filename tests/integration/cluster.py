@@ -29,6 +29,8 @@ INSTALLED_PLUGIN = os.environ.get(
 TEST_USER = os.environ.get("RS_TEST_USER", "rstest")
 # A second unprivileged user: the attacker of tests/integration/test_security.py.
 OTHER_USER = os.environ.get("RS_OTHER_USER", "rsother")
+# Held (flock) by the one cgroup cluster of the machine: Cluster(cgroup=True).
+CGROUP_LOCK = "/run/rs-test-cgroup-cluster.lock"
 
 
 def _free_port_block(n):
@@ -111,8 +113,13 @@ def _ancestors():
 
 
 class Cluster:
-    def __init__(self, nodes=3, plugin_args="", extra_conf="", plugin=True):
+    def __init__(self, nodes=3, plugin_args="", extra_conf="", plugin=True,
+                 cgroup=False):
         self.nnodes = nodes
+        # cgroup=True: proctrack/cgroup + task/cgroup (cgroup/v1), as most
+        # sites run; see _cgroup_conf().
+        self.cgroup = cgroup
+        self._cgroup_lock = None
         self.dir = tempfile.mkdtemp(prefix="rs-cluster-")
         # Job ids restart at 1 in every cluster: a name of its own keeps
         # two clusters on one machine (a bench beside a test run) apart.
@@ -166,8 +173,7 @@ SlurmctldLogFile={d}/slurmctld.log
 SlurmdLogFile={d}/slurmd-%n.log
 SlurmctldDebug=info
 SlurmdDebug=info
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
+{self._track_conf()}
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 JobAcctGatherType=jobacct_gather/none
@@ -189,14 +195,56 @@ PartitionName=gh-accelerated Nodes=ALL MaxTime=INFINITE State=UP OverSubscribe=F
 """
         with open(self.conf, "w") as f:
             f.write(conf)
+        if self.cgroup:
+            with open(os.path.join(d, "cgroup.conf"), "w") as f:
+                f.write(self._cgroup_conf())
         os.makedirs(os.path.join(d, "state"), exist_ok=True)
         os.makedirs(self.work, exist_ok=True)
         shutil.chown(self.work, self.user.pw_name, self.user.pw_name)
         self.nodes = ["n%d" % i for i in range(1, self.nnodes + 1)]
 
+    def _track_conf(self):
+        if self.cgroup:
+            return "ProctrackType=proctrack/cgroup\nTaskPlugin=task/cgroup,task/affinity"
+        return "ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none"
+
+    @staticmethod
+    def _cgroup_conf():
+        """cgroup/v1 (the controllers mounted under /sys/fs/cgroup here;
+        22.05, 24.11 and 25.11 all ship cgroup_v1.so).  Each slurmd of a
+        multiple-slurmd build keeps its jobs under slurm_<node>/ of each
+        controller: two cgroup clusters with the same node names on one
+        machine would share those folders, hence CGROUP_LOCK."""
+        return ("CgroupPlugin=cgroup/v1\n"
+                "CgroupMountpoint=/sys/fs/cgroup\n"
+                "ConstrainCores=yes\n"
+                "ConstrainRAMSpace=yes\n"
+                "AllowedRAMSpace=100\n"
+                "ConstrainDevices=no\n")
+
+    def _take_cgroup_lock(self, timeout):
+        """One cgroup cluster per machine at a time (see _cgroup_conf):
+        waits for another test run's to stop."""
+        import fcntl
+        f = open(CGROUP_LOCK, "a")
+        deadline = time.time() + timeout
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.time() > deadline:
+                    f.close()
+                    raise RuntimeError("another cgroup test cluster holds %s"
+                                       % CGROUP_LOCK)
+                time.sleep(1)
+        self._cgroup_lock = f
+
     # --------------------------------------------------------- lifecycle --
     def start(self, timeout=60):
         ensure_munge()
+        if self.cgroup:
+            self._take_cgroup_lock(timeout * 10)
         self._write_conf()
         for n in self.nodes:
             os.makedirs(os.path.join(self.dir, "spool-" + n), exist_ok=True)
@@ -259,6 +307,9 @@ PartitionName=gh-accelerated Nodes=ALL MaxTime=INFINITE State=UP OverSubscribe=F
         # process groups: found by what names this cluster, killed by PID.
         self.kill(self.own_pids())
         self.procs = []
+        if self._cgroup_lock:
+            self._cgroup_lock.close()   # releases the flock
+            self._cgroup_lock = None
 
     @property
     def slurm_bin(self):

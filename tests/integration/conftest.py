@@ -17,7 +17,9 @@ from cluster import Cluster  # noqa: E402
 @pytest.fixture(scope="session")
 def cluster():
     # Four nodes: the tutorial's reference job asks for --nodes=4.
-    c = Cluster(nodes=int(os.environ.get("RS_NODES", "4")))
+    # RS_CGROUP=1: proctrack/cgroup + task/cgroup (make integration-cgroup).
+    c = Cluster(nodes=int(os.environ.get("RS_NODES", "4")),
+                cgroup=os.environ.get("RS_CGROUP", "") not in ("", "0"))
     try:
         c.start()
         yield c
@@ -119,4 +121,7 @@ def pytest_report_header(config):
                            timeout=10).stdout.strip()
     except OSError as e:
         v = str(e)
-    return "slurm: %s (%s)" % (v, ctld)
+    track = ("proctrack/cgroup + task/cgroup (RS_CGROUP)"
+             if os.environ.get("RS_CGROUP", "") not in ("", "0")
+             else "proctrack/linuxproc")
+    return "slurm: %s (%s), %s" % (v, ctld, track)
