@@ -129,3 +129,27 @@ def test_root_verifies_and_lists_a_users_checkpoint_folder(cluster, plugstack, u
     # The user sees the same.
     u = cluster.as_user([cli, "ckpt", "list", "ck"], cwd=userdir)
     assert u.returncode == 0 and u.stdout == ls.stdout
+
+
+def test_status_of_het_job_component(cluster, plugstack):
+    """`status 405+1`: component 1 of a heterogeneous job is found by its
+    offset (Slurm's JOBID+OFFSET), `405+0` is the leader itself."""
+    state = os.path.join(cluster.dir, "rs-state-het")
+    cli = _cli(cluster)
+    with plugstack("state_dir=" + state):
+        j = cluster.sbatch("#!/bin/bash\nexit 0\n",
+                           ["--resilience=retries=1", "-n1", ":", "-n1"])
+        cluster.wait_state(j, "COMPLETED", 60)
+        comp = int(cluster.job("%d+1" % j)["JobId"])
+        lead = cluster.as_user([cli, "status", "%d+0" % j])
+        plain = cluster.as_user([cli, "status", str(j)])
+        one = cluster.as_user([cli, "status", "%d+1" % j])
+        nine = cluster.as_user([cli, "status", "%d+9" % j])
+    assert comp != j
+    assert lead.returncode == 0 and lead.stdout == plain.stdout, lead.stdout + lead.stderr
+    assert "job %d: COMPLETED" % j in lead.stdout
+    assert _ledger_jobs(lead.stdout) == [(j, 1, "completed", "completed")], lead.stdout
+    assert one.returncode == 0, one.stderr
+    assert one.stdout.startswith("job %d: COMPLETED" % comp), one.stdout
+    assert nine.returncode == 1
+    assert "Slurm has no component 9 of job %d" % j in nine.stderr, nine.stderr
