@@ -18,6 +18,14 @@ int rs_cli_flush(int argc, char **argv);   /* flush the metrics spool */
 int rs_cli_metrics(int argc, char **argv); /* metrics emit|list|check (cli_flush.c) */
 int rs_cli_status(int argc, char **argv);  /* status JOBID|CKPT_DIR */
 int rs_cli_poll_end(int argc, char **argv); /* the plugin's end-time poller */
+int rs_cli_apply(int argc, char **argv);   /* carry out recorded decisions */
+
+/* Carry out the decisions waiting in dir (decision.h), passing again for
+ * up to for_s seconds while some wait; 0 none left, 1 some left. */
+int rs_cli_apply_dir(const char *dir, long for_s, int quiet);
+/* The same for SPOOL_DIR/decisions-CLUSTER of this slurm.conf's cluster
+ * (root only; 0 for anyone else). */
+int rs_cli_apply_spool(const char *spool_dir, long for_s, int quiet);
 
 /* Initialise libslurm once, before the first call that talks to Slurm
  * (exits with Slurm's message if slurm.conf cannot be read). */

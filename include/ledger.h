@@ -80,6 +80,8 @@ typedef struct rs_ledger_end {
 	int exit_code, sig;
 	const rs_decision_t *decision;
 	unsigned checkpoints;
+	const char *pending;    /* the decision is recorded but slurmctld has
+				 * not taken it yet: why ("" or NULL: it has) */
 } rs_ledger_end_t;
 
 /* Close `attempt` of job_id (creating its record if begin was missed).

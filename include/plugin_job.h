@@ -28,6 +28,7 @@
 #include "facts.h"
 #include "ledger.h"
 #include "policy.h"
+#include "requeue.h"
 #include "spec.h"
 
 /* Step ids with a special meaning (slurm.h names differ across versions). */
@@ -66,6 +67,9 @@ typedef struct rs_job {
 	long restored_gen;          /* generation restored this attempt, -1 */
 	rs_energy_sample_t energy0; /* RAPL counters at attempt start */
 	int have_energy;
+	int requeue_allowed;        /* not --no-requeue (slurmctld, at start) */
+	rs_event_t ident;           /* the job's identity for metrics (the
+				     * same load); job_id 0 if unknown */
 } rs_job_t;
 
 /* Mark the job as asked-for-but-impossible: it is failed from task_init
@@ -103,19 +107,20 @@ int rs_job_load_jsonc(rs_err_t *err);
 /* ---- plugin_ctld.c: slurmctld, one RPC per call, bounded by Slurm's
  * MessageTimeout ---- */
 
-/* The job's record, or NULL (then *msg is NULL too); the caller frees
- * *msg with slurm_free_job_info_msg. */
-slurm_job_info_t *rs_ctld_load(uint32_t job_id, job_info_msg_t **msg);
 /* The job's facts from slurmctld into j->f (and j->trusted_retries from
- * AdminComment).  0 / -1 (errno from libslurm). */
+ * AdminComment, j->requeue_allowed, j->ident).  0 / -1 (errno from
+ * libslurm).  The only lookup of a plain attempt: its end needs none
+ * unless the script was killed by a signal (rs_ctld_end_state). */
 int rs_ctld_facts(rs_job_t *j);
+/* How Slurm ended the attempt (timeout, cancel, preemption, requeue)
+ * into end, and *requeue_allowed.  0 / -1 (errno). */
+int rs_ctld_end_state(const rs_job_t *j, rs_attempt_end_t *end, int *requeue_allowed);
+/* The job as an update names it: "ID", "ARRAY_ID_TASK" or "HET+OFFSET". */
+const char *rs_ctld_job_name(const rs_job_t *j);
 /* AdminComment := text (logged if it cannot be set). */
 void rs_ctld_admin_comment(const rs_job_t *j, const char *text);
 /* Requeue (hold: JOB_REQUEUE_HOLD); 0 / -1 (errno). */
 int rs_ctld_requeue(const rs_job_t *j, int hold);
-/* Delay the next attempt's start by `delay` s (never earlier than
- * Slurm's own begin time). */
-void rs_ctld_begin_time(const rs_job_t *j, uint32_t delay);
 
 /* ---- plugin_prepare.c: paths and the user's folders ---- */
 
@@ -140,6 +145,15 @@ int rs_history_end(rs_job_t *j, const rs_ledger_end_t *fin, rs_err_t *err);
 unsigned rs_history_retries_used(const rs_job_t *j);
 /* The job's retry budget under the site cap. */
 unsigned rs_history_retry_budget(const rs_job_t *j);
+
+/* ---- plugin_end.c: the end of an attempt ---- */
+
+/* Batch step, task_exit: classify, decide, record (ledger, decision
+ * spool), carry out (detached applier), report (metrics). */
+void rs_end_attempt(rs_job_t *j, int wait_status);
+/* Job epilog (any job, root): decisions still waiting on this node
+ * (their applier was killed, or slurmctld was away) get a new applier. */
+void rs_end_epilog(int ac, char **av);
 
 /* ---- plugin_restore.c ---- */
 
@@ -170,10 +184,5 @@ void rs_poller_spawn(const rs_job_t *j);
 
 /* Put the supervisor in front of this task (task_init, as the user). */
 void rs_launch_supervisor(rs_job_t *j, spank_t sp);
-
-/* ---- plugin_end.c: the end of an attempt (batch step, task_exit) ---- */
-
-/* Classify, decide, record, act, tell (AdminComment), report (metrics). */
-void rs_end_attempt(rs_job_t *j, int wait_status);
 
 #endif

@@ -66,4 +66,9 @@ int rs_privsep_become(uid_t uid, gid_t gid);
  * ending) except `keep` (-1: none), cwd "/". */
 void rs_privsep_detach(int keep);
 
+/* Start cmd argv as a detached process (fork, setsid, fork, detach,
+ * exec; SIGALRM after backstop_s if non-zero): the caller never waits
+ * for it beyond the first fork's immediate exit.  0 / -errno. */
+int rs_privsep_spawn_detached(const char *cmd, char *const argv[], unsigned backstop_s);
+
 #endif

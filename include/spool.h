@@ -18,7 +18,7 @@
  * An entry is a short text header, a blank line, then the payload bytes:
  *
  *   rs-spool 1
- *   kind metrics|alert
+ *   kind metrics|alert|decision
  *   format json|clickhouse|prometheus|alertmanager
  *   event_id <cluster:job:attempt>
  *   path <URL path suffix, e.g. the Pushgateway group; may be empty>
@@ -67,6 +67,7 @@
 typedef enum rs_spool_kind {
 	RS_SPOOL_METRICS = 0,
 	RS_SPOOL_ALERT = 1,
+	RS_SPOOL_DECISION = 2,   /* an end-of-attempt decision (decision.h) */
 } rs_spool_kind_t;
 
 typedef struct rs_spool_limits {

@@ -33,6 +33,8 @@ static const struct {
 	  "metrics emit|list|check ...  metrics spool tools" },
 	/* Started by resilience.so only (cli_poll.c): not in the usage. */
 	{ "poll-end", rs_cli_poll_end, NULL },
+	/* Started by resilience.so and flush (cli_apply.c): not in the usage. */
+	{ "apply", rs_cli_apply, NULL },
 };
 
 void rs_cli_slurm_init(void)

@@ -333,6 +333,11 @@ int rs_cli_flush(int argc, char **argv)
 		printf("flush: %zu dead letters moved back to the spool\n", moved);
 	}
 	rc = _do_flush(&conf, o.budget_ms, o.all ? RS_METRICS_FLUSH_ALL : 0);
+	/* The timer also carries out end-of-attempt decisions whose applier
+	 * was killed or gave up waiting (decision.h). */
+	if (rs_cli_apply_spool(conf.spool_dir ? conf.spool_dir : RS_METRICS_DEFAULT_SPOOL,
+			       0, o.quiet))
+		rc = rc ? rc : 1;
 out:
 	rs_metrics_conf_free(&conf);
 	return rc;

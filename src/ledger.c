@@ -291,6 +291,8 @@ int rs_ledger_end(json_object *root, const char *job_id, unsigned attempt,
 	json_object_object_add(rec, "retries_left",
 			       json_object_new_int64(d->retries_left));
 	json_object_object_add(rec, "why", json_object_new_string(d->why));
+	if (end->pending && end->pending[0])
+		json_object_object_add(rec, "pending", json_object_new_string(end->pending));
 	return 0;
 }
 
@@ -336,7 +338,7 @@ char *rs_ledger_table(json_object *root)
 	for (i = 0; i < n; i++) {
 		json_object *o = json_object_array_get_idx(arr, i);
 		char start[32], detail[32] = "-", secs[24] = "-", left[24] = "-";
-		char job[64], outcome[32], action[32], why[256];
+		char job[64], outcome[32], action[32], why[256], pend[96];
 		int64_t s = _int(o, "start", 0), e = _int(o, "end", 0), d;
 
 		_fmt_time(s, start, sizeof(start));
@@ -359,6 +361,10 @@ char *rs_ledger_table(json_object *root)
 			detail, (long long)_int(o, "checkpoints", 0),
 			_show(o, "action", "-", action, sizeof(action)), left,
 			_show(o, "why", "", why, sizeof(why)));
+		/* Still pending only while no later attempt shows it held. */
+		if (i + 1 == n && _has(o, "pending"))
+			fprintf(f, "%-10s %7s  %s\n", "", "",
+				_show(o, "pending", "", pend, sizeof(pend)));
 	}
 	fclose(f);
 	return buf;

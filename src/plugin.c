@@ -426,12 +426,11 @@ RS_EXPORT int slurm_spank_job_epilog(spank_t sp, int ac, char **av)
 	uint32_t job = 0;
 	uid_t uid = (uid_t)-1;
 
-	(void)ac;
-	(void)av;
 	if (spank_get_item(sp, S_JOB_ID, &job) != ESPANK_SUCCESS ||
 	    spank_get_item(sp, S_JOB_UID, &uid) != ESPANK_SUCCESS)
 		return 0;
 	rs_job_cluster(NULL, cluster, sizeof(cluster));
 	rs_rundir_job_end(RS_RUNDIR, uid, cluster, job);
+	rs_end_epilog(ac, av);
 	return 0;
 }

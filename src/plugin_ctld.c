@@ -4,6 +4,8 @@
  * call is one RPC, bounded by Slurm's MessageTimeout.
  */
 #include <errno.h>
+#include <pwd.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -37,6 +39,15 @@ static void _remember_id(const slurm_job_info_t *r)
 			 r->het_job_offset);
 	else
 		snprintf(ctld.id, sizeof(ctld.id), "%u", r->job_id);
+}
+
+const char *rs_ctld_job_name(const rs_job_t *j)
+{
+	if (ctld.job_id != j->job_id) {
+		ctld.job_id = j->job_id;
+		snprintf(ctld.id, sizeof(ctld.id), "%u", j->job_id);
+	}
+	return ctld.id;
 }
 
 /* Send one update of job_id (named as _remember_id says, or by number
@@ -86,9 +97,51 @@ static slurm_job_info_t *_load(uint32_t job_id, job_info_msg_t **msg)
 	return &(*msg)->job_array[0];
 }
 
-slurm_job_info_t *rs_ctld_load(uint32_t job_id, job_info_msg_t **msg)
+/* The job's identity for its metrics event. */
+static void _identity(const rs_job_t *j, const slurm_job_info_t *r, rs_event_t *ev)
 {
-	return _load(job_id, msg);
+	struct passwd *pw = getpwuid(r->user_id);
+
+	rs_event_free(ev);
+	rs_event_init(ev);
+	ev->cluster = strdup(j->pol.metrics.cluster ? j->pol.metrics.cluster
+			     : r->cluster ? r->cluster : "unknown");
+	ev->job_id = j->job_id;
+	if (r->array_task_id != NO_VAL) {
+		ev->array_job_id = r->array_job_id;
+		ev->array_task_id = r->array_task_id;
+	}
+	ev->user = pw ? strdup(pw->pw_name) : NULL;
+	ev->uid = r->user_id;
+	ev->account = r->account ? strdup(r->account) : NULL;
+	ev->partition = r->partition ? strdup(r->partition) : NULL;
+	ev->qos = r->qos ? strdup(r->qos) : NULL;
+	ev->job_name = r->name ? strdup(r->name) : NULL;
+	ev->nodes = r->nodes ? strdup(r->nodes) : NULL;
+	ev->num_nodes = r->num_nodes;
+	ev->num_tasks = r->num_tasks;
+	ev->num_cpus = r->num_cpus;
+}
+
+int rs_ctld_end_state(const rs_job_t *j, rs_attempt_end_t *end, int *requeue_allowed)
+{
+	job_info_msg_t *msg;
+	slurm_job_info_t *r = _load(j->job_id, &msg);
+	uint32_t st;
+
+	if (!r)
+		return -1;
+	st = r->job_state;
+	/* scontrol requeue (or preemption in REQUEUE mode) leaves the job
+	 * pending, or completing with the requeue flag, before we see it. */
+	end->requeued = (st & JOB_STATE_BASE) == JOB_PENDING ||
+			(st & (JOB_REQUEUE | JOB_REQUEUE_HOLD));
+	end->timed_out = (st & JOB_STATE_BASE) == JOB_TIMEOUT;
+	end->preempted = (st & JOB_STATE_BASE) == JOB_PREEMPTED;
+	end->cancelled = (st & JOB_STATE_BASE) == JOB_CANCELLED;
+	*requeue_allowed = r->requeue != 0;
+	slurm_free_job_info_msg(msg);
+	return 0;
 }
 
 int rs_ctld_facts(rs_job_t *j)
@@ -110,6 +163,9 @@ int rs_ctld_facts(rs_job_t *j)
 		 r->cluster ? r->cluster : "");
 	if (rs_requeue_tag_parse(r->admin_comment, &used) == 0)
 		j->trusted_retries = used;
+	j->requeue_allowed = r->requeue != 0;
+	if (j->step_id == RS_BATCH_STEP)
+		_identity(j, r, &j->ident);
 	slurm_free_job_info_msg(msg);
 	return 0;
 }
@@ -128,41 +184,4 @@ void rs_ctld_admin_comment(const rs_job_t *j, const char *text)
 int rs_ctld_requeue(const rs_job_t *j, int hold)
 {
 	return slurm_requeue(j->job_id, hold ? JOB_REQUEUE_HOLD : 0) ? -1 : 0;
-}
-
-/* Slurm's own begin time for the requeued job (cred_expire + 1 s from
- * the requeue): never set an earlier one, the new launch credential must
- * be newer than the revoked one. */
-static time_t _slurm_begin_time(uint32_t job_id)
-{
-	job_info_msg_t *msg;
-	slurm_job_info_t *r = _load(job_id, &msg);
-	time_t t = r ? r->start_time : 0;
-
-	if (msg)
-		slurm_free_job_info_msg(msg);
-	return t;
-}
-
-void rs_ctld_begin_time(const rs_job_t *j, uint32_t delay)
-{
-	time_t want = time(NULL) + delay, slurms = _slurm_begin_time(j->job_id);
-	job_desc_msg_t upd;
-	int i;
-
-	if (slurms >= want)
-		return; /* Slurm's own delay is already longer */
-	/* slurm_requeue() leaves the job pending at once, so the update is
-	 * accepted; retry briefly if not. */
-	for (i = 0; i < 20; i++) {
-		slurm_init_job_desc_msg(&upd);
-		upd.begin_time = want;
-		if (!_update(j->job_id, &upd))
-			return;
-		if (errno != ESLURM_JOB_NOT_PENDING)
-			break;
-		usleep(100000);
-	}
-	slurm_error("resilience: job %u: cannot delay the next attempt by "
-		    "%us: %s", j->job_id, delay, slurm_strerror(errno));
 }

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/wait.h>
 
 #include <slurm/slurm_errno.h>
 
@@ -17,52 +19,9 @@
 #include "metrics.h"
 #include "plugin_job.h"
 #include "requeue.h"
-
-/* What Slurm says about the job now; ev (may be NULL) gets the job's
- * identity for metrics. */
-static int _job_state(const rs_job_t *j, rs_attempt_end_t *end,
-		      int *requeue_allowed, int *batch, rs_event_t *ev)
-{
-	job_info_msg_t *msg;
-	slurm_job_info_t *r = rs_ctld_load(j->job_id, &msg);
-	uint32_t st;
-
-	if (!r)
-		return -1;
-	st = r->job_state;
-	/* scontrol requeue (or preemption in REQUEUE mode) leaves the job
-	 * pending, or completing with the requeue flag, before we see it. */
-	end->requeued = (st & JOB_STATE_BASE) == JOB_PENDING ||
-			(st & (JOB_REQUEUE | JOB_REQUEUE_HOLD));
-	end->timed_out = (st & JOB_STATE_BASE) == JOB_TIMEOUT;
-	end->preempted = (st & JOB_STATE_BASE) == JOB_PREEMPTED;
-	end->cancelled = (st & JOB_STATE_BASE) == JOB_CANCELLED;
-	*requeue_allowed = r->requeue != 0;
-	*batch = r->batch_flag != 0;
-	if (ev) {
-		struct passwd *pw = getpwuid(r->user_id);
-
-		ev->cluster = strdup(j->pol.metrics.cluster ? j->pol.metrics.cluster
-				     : r->cluster ? r->cluster : "unknown");
-		ev->job_id = j->job_id;
-		if (r->array_task_id != NO_VAL) {
-			ev->array_job_id = r->array_job_id;
-			ev->array_task_id = r->array_task_id;
-		}
-		ev->user = pw ? strdup(pw->pw_name) : NULL;
-		ev->uid = r->user_id;
-		ev->account = r->account ? strdup(r->account) : NULL;
-		ev->partition = r->partition ? strdup(r->partition) : NULL;
-		ev->qos = r->qos ? strdup(r->qos) : NULL;
-		ev->job_name = r->name ? strdup(r->name) : NULL;
-		ev->nodes = r->nodes ? strdup(r->nodes) : NULL;
-		ev->num_nodes = r->num_nodes;
-		ev->num_tasks = r->num_tasks;
-		ev->num_cpus = r->num_cpus;
-	}
-	slurm_free_job_info_msg(msg);
-	return 0;
-}
+#include "decision.h"
+#include "privsep.h"
+#include "text.h"
 
 /* Spool this attempt's event (and the retries-exhausted alert) and let a
  * detached process deliver it: the job's end never waits for a receiver. */
@@ -97,28 +56,94 @@ static void _submit_metrics(rs_job_t *j, rs_event_t *ev, rs_outcome_t o,
 		slurm_error("resilience: job %u: metrics: %s", j->job_id, err.msg);
 }
 
-static void _act(const rs_job_t *j, const rs_decision_t *d, rs_outcome_t o)
+/* slurmctld did not answer: the script was killed by a signal, and only
+ * the clock can tell a time limit (end time reached) from the rest, which
+ * stay "killed by a signal".  Cancel and preemption need slurmctld, so
+ * they seldom end an attempt while it is away. */
+static void _guess_end(const rs_job_t *j, rs_attempt_end_t *end)
 {
-	int rc = 0;
+	slurm_error("resilience: job %u: slurmctld did not answer (%s): the "
+		    "attempt's end is judged from the clock", j->job_id,
+		    slurm_strerror(errno));
+	if (j->f.end_time && time(NULL) + 5 >= j->f.end_time)
+		end->timed_out = 1;
+}
 
-	if (o == RS_OUTCOME_REQUEUED)
-		return; /* Slurm did it */
-	switch (d->action) {
-	case RS_ACTION_REQUEUED:
-	case RS_ACTION_CONTINUED:
-		rc = rs_ctld_requeue(j, 0);
-		if (!rc && d->delay)
-			rs_ctld_begin_time(j, d->delay);
-		break;
-	case RS_ACTION_HELD:
-		rc = rs_ctld_requeue(j, 1);
-		break;
-	default:
-		return;
+/* The folder of recorded decisions (decision.h). */
+static void _decision_dir(const rs_policy_t *pol, char *dir, size_t len)
+{
+	char cluster[64] = "";
+
+	rs_job_cluster(NULL, cluster, sizeof(cluster));
+	if (rs_decision_dir(pol->metrics.spool_dir ? pol->metrics.spool_dir
+			    : RS_METRICS_DEFAULT_SPOOL, cluster, dir, len))
+		dir[0] = '\0';
+}
+
+/* Start the applier (detached): it carries out what waits in dir, and
+ * keeps trying while slurmctld does not answer. */
+static int _spawn_applier(const char *cli, const char *dir)
+{
+	char for_s[16];
+	char *argv[] = { "slurm-resilience", "apply", "--dir", (char *)dir,
+			 "--for", for_s, "--quiet", NULL };
+
+	snprintf(for_s, sizeof(for_s), "%d", RS_DECISION_DEFAULT_TIMEOUT);
+	return rs_privsep_spawn_detached(cli, argv, RS_DECISION_DEFAULT_TIMEOUT + 60);
+}
+
+/* Record the decision durably, then have it carried out: requeue or
+ * hold, AdminComment, begin time.  Returns the word for the log:
+ * "" (done, or nothing to do), or why it is still pending. */
+static const char *_carry_out(rs_job_t *j, const rs_decision_t *d, rs_outcome_t o,
+			      const char *comment, int ctld_down)
+{
+	char dir[PATH_MAX], name[96], cli[PATH_MAX];
+	rs_pending_t p;
+	rs_err_t err;
+	int waited, rc;
+
+	memset(&p, 0, sizeof(p));
+	p.job_id = j->job_id;
+	snprintf(p.job_str, sizeof(p.job_str), "%s", rs_ctld_job_name(j));
+	p.restart = j->f.restart_count;
+	p.action = d->action;
+	p.delay = d->delay;
+	/* Slurm requeued it itself: only the AdminComment is left. */
+	p.requeue_done = o == RS_OUTCOME_REQUEUED;
+	p.deadline = (int64_t)time(NULL) + RS_DECISION_DEFAULT_TIMEOUT;
+	if (comment)
+		rs_text_escape_str(p.comment, sizeof(p.comment), comment);
+	if (p.requeue_done || !rs_pending_requeues(&p))
+		p.delay = 0;
+	if (!p.comment[0] && (p.requeue_done || !rs_pending_requeues(&p)))
+		return "";
+	_decision_dir(&j->pol, dir, sizeof(dir));
+	rs_job_find_helper("slurm-resilience", RS_BINDIR, cli, sizeof(cli));
+	if (!dir[0] || rs_decision_record(dir, &p, name, sizeof(name), &err)) {
+		slurm_error("resilience: job %u: decision NOT recorded, carried out "
+			    "once, now: %s", j->job_id, dir[0] ? err.msg : "spool_dir too long");
+		rc = rs_pending_requeues(&p) && !p.requeue_done
+			     ? rs_ctld_requeue(j, p.action == RS_ACTION_HELD) : 0;
+		if (p.comment[0] && !rc)
+			rs_ctld_admin_comment(j, p.comment);
+		return rc ? "failed" : "";
 	}
-	if (rc)
-		slurm_error("resilience: job %u: requeue failed: %s", j->job_id,
-			    slurm_strerror(errno));
+	if (!cli[0] || _spawn_applier(cli, dir)) {
+		slurm_error("resilience: job %u: decision recorded in %s, but its applier "
+			    "did not start; the next job end or flush on this node carries "
+			    "it out", j->job_id, dir);
+		return "pending (applier not started)";
+	}
+	/* Only to say in the log whether it holds already: the decision is
+	 * durable, the applier goes on without us.  Not at all when
+	 * slurmctld just did not answer. */
+	for (waited = 0; !ctld_down && waited < RS_DECISION_WAIT_MS; waited += 20) {
+		if (!rs_decision_waiting(dir, name))
+			return "";
+		usleep(20000);
+	}
+	return "pending (controller unreachable)";
 }
 
 void rs_end_attempt(rs_job_t *j, int wait_status)
@@ -128,18 +153,30 @@ void rs_end_attempt(rs_job_t *j, int wait_status)
 	rs_decision_t d;
 	rs_ledger_end_t fin;
 	rs_event_t ev;
-	char line[320];
+	char line[320], comment[RS_DECISION_COMMENT_MAX], pend[96] = "";
+	const char *pending;
 	rs_outcome_t o;
 	rs_err_t err;
-	int exit_code, sig, requeue_allowed = 1, batch = 1;
+	int exit_code, sig, requeue_allowed = 1, batch = 1; /* the batch step */
+	int ctld_down = 0;
 	unsigned allowed;
+	struct timespec t0, t1;
+	long ms;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	end.wait_status = wait_status;
-	rs_event_init(&ev);
-	if (_job_state(j, &end, &requeue_allowed, &batch,
-		       j->metrics_ok ? &ev : NULL))
-		slurm_error("resilience: job %u: cannot load job state: %s",
-			    j->job_id, slurm_strerror(errno));
+	/* The identity came with the attempt's one lookup, at its start. */
+	ev = j->ident;
+	rs_event_init(&j->ident);
+	if (j->facts_fresh)
+		requeue_allowed = j->requeue_allowed;
+	/* An exit code needs no question to slurmctld; a signal may be
+	 * Slurm's (time limit, scancel, preemption, requeue). */
+	if (WIFSIGNALED(wait_status) &&
+	    rs_ctld_end_state(j, &end, &requeue_allowed)) {
+		_guess_end(j, &end);
+		ctld_down = 1;
+	}
 	o = rs_requeue_classify(&end, &exit_code, &sig);
 
 	/* Checkpoints taken during this attempt: re-read, the supervisor
@@ -159,17 +196,6 @@ void rs_end_attempt(rs_job_t *j, int wait_status)
 	in.batch = batch;
 	rs_requeue_decide(&in, &d);
 
-	fin.end = time(NULL);
-	fin.outcome = o;
-	fin.exit_code = exit_code;
-	fin.sig = sig;
-	fin.decision = &d;
-	fin.checkpoints = j->sum.all_checkpoints;
-	if (j->ledger_dir[0] && rs_history_end(j, &fin, &err))
-		slurm_error("resilience: job %u: cannot record attempt %u in "
-			    "%s: %s", j->job_id, j->f.restart_count + 1,
-			    j->ledger_dir, err.msg);
-
 	allowed = rs_history_retry_budget(j) + 1 +
 		  (j->have_sum ? j->sum.continuations : 0) +
 		  (d.action == RS_ACTION_CONTINUED);
@@ -177,19 +203,66 @@ void rs_end_attempt(rs_job_t *j, int wait_status)
 		allowed = j->f.restart_count + 1;
 	rs_requeue_summary(j->f.restart_count + 1, allowed, o, exit_code, sig,
 			   &d, line, sizeof(line));
-	slurm_info("%s (%s)", line, d.why);
-	/* Requeue first: a job that hit its time limit is already "finished"
-	 * for slurmctld and takes no update until it is pending again.
-	 * Then a person reads why in scontrol/sacct, with the retry count
-	 * the next attempt trusts; a completed or cancelled job needs no
-	 * explanation. */
-	_act(j, &d, o);
-	if (d.action != RS_ACTION_COMPLETED && d.action != RS_ACTION_ENDED) {
-		rs_requeue_tag_append(line, sizeof(line), in.retries_used +
+	/* The AdminComment: why, for a person (scontrol/sacct), with the
+	 * retry count the next attempt trusts; a completed or cancelled job
+	 * needs no explanation.  It is set after the requeue: a job that hit
+	 * its time limit takes no update until it is pending again. */
+	snprintf(comment, sizeof(comment), "%s", line);
+	if (d.action != RS_ACTION_COMPLETED && d.action != RS_ACTION_ENDED)
+		rs_requeue_tag_append(comment, sizeof(comment), in.retries_used +
 				      (d.action == RS_ACTION_REQUEUED));
-		rs_ctld_admin_comment(j, line);
-	}
+	else
+		comment[0] = '\0';
+	/* Recorded before any RPC; carried out until it holds. */
+	pending = _carry_out(j, &d, o, comment, ctld_down);
+	if (*pending)
+		snprintf(pend, sizeof(pend), "%s %s",
+			 d.action == RS_ACTION_HELD ? "hold"
+			 : (d.action == RS_ACTION_REQUEUED ||
+			    d.action == RS_ACTION_CONTINUED) && o != RS_OUTCOME_REQUEUED
+				 ? "requeue" : "AdminComment",
+			 pending);
+	/* The history, with what is still pending. */
+	fin.end = time(NULL);
+	fin.outcome = o;
+	fin.exit_code = exit_code;
+	fin.sig = sig;
+	fin.decision = &d;
+	fin.checkpoints = j->sum.all_checkpoints;
+	fin.pending = pend;
+	if (j->ledger_dir[0] && rs_history_end(j, &fin, &err))
+		slurm_error("resilience: job %u: cannot record attempt %u in "
+			    "%s: %s", j->job_id, j->f.restart_count + 1,
+			    j->ledger_dir, err.msg);
+
+	if (pend[0])
+		slurm_info("%s (%s); %s", line, d.why, pend);
+	else
+		slurm_info("%s (%s)", line, d.why);
 	if (j->metrics_ok && ev.job_id)
 		_submit_metrics(j, &ev, o, exit_code, sig, &d, fin.end);
 	rs_event_free(&ev);
+	/* The hook's budget (docs/performance.md): say when it ran long. */
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	if (ms > 1000)
+		slurm_info("resilience: job %u: end of attempt took %ld ms", j->job_id, ms);
+}
+
+void rs_end_epilog(int ac, char **av)
+{
+	char dir[PATH_MAX], cli[PATH_MAX];
+	rs_policy_t pol;
+	rs_err_t err;
+
+	rs_policy_defaults(&pol);
+	if (rs_policy_parse(ac, av, &pol, &err) == 0 &&
+	    (_decision_dir(&pol, dir, sizeof(dir)), dir[0]) &&
+	    rs_decision_count(dir) > 0) {
+		rs_job_find_helper("slurm-resilience", RS_BINDIR, cli, sizeof(cli));
+		if (cli[0] && _spawn_applier(cli, dir))
+			slurm_error("resilience: decisions wait in %s, and their "
+				    "applier did not start", dir);
+	}
+	rs_policy_free(&pol);
 }

@@ -377,3 +377,34 @@ void rs_privsep_detach(int keep)
 		/* nothing to do: the flusher uses absolute paths only */
 	}
 }
+
+int rs_privsep_spawn_detached(const char *cmd, char *const argv[], unsigned backstop_s)
+{
+	pid_t pid, w;
+	int status;
+
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		/* New session, then fork again: not our child (no zombie, no
+		 * wait), out of the caller's process group. */
+		setsid();
+		pid = fork();
+		if (pid != 0)
+			_exit(pid < 0 ? 1 : 0);
+		rs_privsep_detach(-1);
+		/* The backstop survives exec. */
+		if (backstop_s)
+			alarm(backstop_s);
+		execv(cmd, argv);
+		_exit(127);
+	}
+	/* ECHILD: the host reaped it first (slurmstepd may wait for any). */
+	do {
+		w = waitpid(pid, &status, 0);
+	} while (w < 0 && errno == EINTR);
+	if (w == pid && WIFEXITED(status) && WEXITSTATUS(status) != 0)
+		return -EAGAIN;
+	return 0;
+}

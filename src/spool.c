@@ -31,7 +31,8 @@ static unsigned put_seq;
 
 static const char *_kind_name(rs_spool_kind_t k)
 {
-	return k == RS_SPOOL_ALERT ? "alert" : "metrics";
+	return k == RS_SPOOL_ALERT ? "alert" : k == RS_SPOOL_DECISION ? "decision"
+					   : "metrics";
 }
 
 /* A folder we may trust: a real directory (O_NOFOLLOW), owned by us, not
@@ -472,7 +473,8 @@ int rs_spool_read(rs_spool_t *sp, const char *name, int dead, rs_spool_entry_t *
 		char magic[16];
 		if (_hdr_field(&p, end, "rs-spool", magic, sizeof(magic)) || strcmp(magic, "1") ||
 		    _hdr_field(&p, end, "kind", kind, sizeof(kind)) ||
-		    (strcmp(kind, "metrics") && strcmp(kind, "alert")) ||
+		    (strcmp(kind, "metrics") && strcmp(kind, "alert") &&
+		     strcmp(kind, "decision")) ||
 		    _hdr_field(&p, end, "format", e->format, sizeof(e->format)) ||
 		    _hdr_field(&p, end, "event_id", e->event_id, sizeof(e->event_id)) ||
 		    _hdr_field(&p, end, "path", e->path, sizeof(e->path)) ||
@@ -487,7 +489,9 @@ int rs_spool_read(rs_spool_t *sp, const char *name, int dead, rs_spool_entry_t *
 		}
 	}
 	p++;
-	e->kind = strcmp(kind, "alert") == 0 ? RS_SPOOL_ALERT : RS_SPOOL_METRICS;
+	e->kind = strcmp(kind, "alert") == 0	? RS_SPOOL_ALERT
+		  : strcmp(kind, "decision") == 0 ? RS_SPOOL_DECISION
+						   : RS_SPOOL_METRICS;
 	e->attempts = (unsigned)attempts;
 	e->len = (size_t)(end - p);
 	if (e->len == 0) {

@@ -75,7 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	d.action = RS_ACTION_REQUEUED;
 	d.retries_left = 1;
 	strcpy(d.why, "exit 3 matches requeue_on");
-	fin = (rs_ledger_end_t){ 1700000100, RS_OUTCOME_FAILED, 3, 0, &d, 1 };
+	fin = (rs_ledger_end_t){ 1700000100, RS_OUTCOME_FAILED, 3, 0, &d, 1, size & 1 ? "requeue pending (controller unreachable)" : NULL };
 
 	_check_sum(root, "42", 1);
 	_check_sum(root, "42", 2);

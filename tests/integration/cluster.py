@@ -209,6 +209,19 @@ PartitionName=gh-accelerated Nodes=ALL MaxTime=INFINITE State=UP OverSubscribe=F
         self.wait_for(lambda: self.node_states().get(node) in ("idle", "mix", "alloc"),
                       timeout, "node %s back" % node)
 
+    def stop_slurmctld(self):
+        """Stop slurmctld as an upgrade or a failover does (SIGTERM: it
+        saves its state); start_slurmctld() brings it back."""
+        for p in self.procs:
+            if p.args[0] == "slurmctld" and p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+                p.wait(30)
+
+    def start_slurmctld(self, timeout=60):
+        self._spawn(["slurmctld", "-D", "-i", "-f", self.conf])
+        self.wait_for(lambda: self.run(["scontrol", "ping"]).stdout.find("UP") >= 0,
+                      timeout, "slurmctld to answer again")
+
     def _spawn(self, argv):
         log = open(os.path.join(self.dir, os.path.basename(argv[0]) + ".out"), "ab")
         p = subprocess.Popen(argv, env=self.env, stdout=log, stderr=log,
@@ -310,6 +323,10 @@ PartitionName=gh-accelerated Nodes=ALL MaxTime=INFINITE State=UP OverSubscribe=F
 
     def cleanup(self):
         shutil.rmtree(self.dir, ignore_errors=True)
+        # The plugin's recorded decisions for this cluster (decision.h):
+        # the default spool is the machine's, the folder is this cluster's.
+        shutil.rmtree("/var/spool/slurm-resilience/decisions-" + self.name,
+                      ignore_errors=True)
 
     # ------------------------------------------------------------ running --
     def run(self, argv, user=None, check=False, timeout=60, input=None, cwd=None,

@@ -266,7 +266,7 @@ START_TEST(test_ledger_root_not_an_object)
 	char *t;
 
 	memset(&d, 0, sizeof(d));
-	fin = (rs_ledger_end_t){ 1, RS_OUTCOME_FAILED, 1, 0, &d, 0 };
+	fin = (rs_ledger_end_t){ 1, RS_OUTCOME_FAILED, 1, 0, &d, 0, NULL };
 	ck_assert_int_eq(rs_spec_parse("retries=1", &spec, NULL), 0);
 	ck_assert_ptr_null(rs_ledger_attempts(root));
 	ck_assert_int_eq(rs_ledger_begin(root, "1", 1, "n", 1, &spec, -1, NULL, &e), -EINVAL);
@@ -322,6 +322,40 @@ START_TEST(test_ledger_counts_checkpoints_keep_pruned)
 }
 END_TEST
 
+START_TEST(test_ledger_pending_shown_until_a_later_attempt)
+{
+	json_object *root = _parse("{}");
+	rs_decision_t d;
+	rs_ledger_end_t fin;
+	rs_err_t e;
+	char *t;
+
+	memset(&d, 0, sizeof(d));
+	d.action = RS_ACTION_REQUEUED;
+	strcpy(d.why, "retry 1 of 2");
+	fin = (rs_ledger_end_t){ 100, RS_OUTCOME_FAILED, 1, 0, &d, 0,
+				 "requeue pending (controller unreachable)" };
+	ck_assert_int_eq(rs_spec_parse("retries=2", &spec, NULL), 0);
+	ck_assert_int_eq(rs_ledger_begin(root, "7", 1, "n1", 50, &spec, -1, NULL, &e), 0);
+	ck_assert_int_eq(rs_ledger_end(root, "7", 1, &fin, &e), 0);
+	t = rs_ledger_table(root);
+	ck_assert_ptr_nonnull(strstr(t, "\n                    requeue pending "
+					"(controller unreachable)\n"));
+	free(t);
+	/* The next attempt ran: the requeue held, nothing is pending. */
+	ck_assert_int_eq(rs_ledger_begin(root, "7", 2, "n1", 200, &spec, -1, NULL, &e), 0);
+	t = rs_ledger_table(root);
+	ck_assert_ptr_null(strstr(t, "pending"));
+	free(t);
+	/* Without a pending phrase there is no such field. */
+	fin.pending = "";
+	fin.end = 300;
+	ck_assert_int_eq(rs_ledger_end(root, "7", 2, &fin, &e), 0);
+	ck_assert_ptr_null(strstr(json_object_to_json_string(root), "\"pending\":\"\""));
+	json_object_put(root);
+}
+END_TEST
+
 static Suite *ledger_suite(void)
 {
 	Suite *s = suite_create("ledger");
@@ -332,6 +366,7 @@ static Suite *ledger_suite(void)
 	tcase_add_test(tc, test_ledger_summary_ignores_numbers_out_of_range);
 	tcase_add_test(tc, test_ledger_summary_counts_only_sane_retries);
 	tcase_add_test(tc, test_ledger_table_survives_hostile_numbers);
+	tcase_add_test(tc, test_ledger_pending_shown_until_a_later_attempt);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("strings");
 	tcase_add_test(tc, test_ledger_table_escapes_strings);

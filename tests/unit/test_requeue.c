@@ -297,7 +297,7 @@ START_TEST(test_ledger_begin_end_summarize)
 	memset(&d, 0, sizeof(d));
 	d.action = RS_ACTION_REQUEUED;
 	d.retries_left = 1;
-	fin = (rs_ledger_end_t){ 110, RS_OUTCOME_FAILED, 3, 0, &d, 0 };
+	fin = (rs_ledger_end_t){ 110, RS_OUTCOME_FAILED, 3, 0, &d, 0, NULL };
 	ck_assert_int_eq(rs_ledger_end(root, "42", 1, &fin, &e), 0);
 	ck_assert_int_eq(rs_ledger_end(root, "42", 1, &fin, &e), -EALREADY);
 	rs_ledger_summarize(root, "42", 2, &sum);
