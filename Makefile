@@ -93,7 +93,7 @@ DEB_PACKAGES := gcc make pkg-config libc6-dev libslurm-dev libcurl4-openssl-dev 
   libjson-c-dev check valgrind clang libclang-rt-14-dev slurmd slurmctld \
   slurm-client munge python3 python3-pytest python3-yaml procps rsync \
   util-linux passwd bc hyperfine \
-  clickhouse-server clickhouse-client prometheus-pushgateway \
+  clickhouse-server clickhouse-client prometheus prometheus-pushgateway \
   prometheus-alertmanager
 
 # What tests/slurm-build needs to build a Slurm release (make slurm-deps).

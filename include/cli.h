@@ -7,9 +7,13 @@
 #ifndef RS_CLI_H
 #define RS_CLI_H
 
+#include <stddef.h>
+
 int rs_cli_check(int argc, char **argv);   /* check SPEC          (cli.c) */
 int rs_cli_config(int argc, char **argv);  /* config ARGS...      (cli.c) */
 int rs_cli_ckpt(int argc, char **argv);    /* ckpt save|restore|list|verify|ready */
+/* path made absolute against the current folder (not resolved); 0 or -1, errno */
+int rs_cli_abspath(const char *path, char *out, size_t len);
 int rs_cli_flush(int argc, char **argv);   /* flush the metrics spool */
 int rs_cli_metrics(int argc, char **argv); /* metrics emit|list|check (cli_flush.c) */
 int rs_cli_status(int argc, char **argv);  /* status JOBID|CKPT_DIR */

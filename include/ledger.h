@@ -38,7 +38,9 @@ typedef struct rs_ledger_sum {
 	unsigned continuations;   /* attempts that continued */
 	unsigned checkpoints;     /* generations of the given attempt whose
 				   * reason answers the warning (signal, lead) */
-	unsigned all_checkpoints; /* all generations of the given attempt */
+	unsigned all_checkpoints; /* all generations of the given attempt,
+				   * those `keep` pruned included (counted
+				   * from the attempt's "gen_base") */
 	int64_t last_gen;         /* newest generation of the given attempt */
 	uint64_t last_bytes;      /* its size (bytes of data) */
 	double last_seconds;      /* how long it took to save */

@@ -87,8 +87,9 @@ uint32_t rs_requeue_backoff(const rs_spec_t *spec, unsigned retry,
 			    int64_t max_backoff);
 
 /*
- * One-line summary for AdminComment, e.g.
- *   "resilience: attempt 3/4 failed exit=3, requeued in 1m"
+ * One-line summary for AdminComment and the slurmd log, complete (the
+ * decision's reason included once), e.g.
+ *   "resilience: attempt 3/4 failed exit=3, retry 2 of 3, requeued in 1m"
  * `allowed` is the number of attempts the budget allows so far (1 +
  * retries + continuations).  Returns 0, or -ENOSPC (buf then truncated).
  */

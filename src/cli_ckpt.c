@@ -286,11 +286,69 @@ static const char *_jstr(json_object *o, const char *k, char *buf,
 	return "-";
 }
 
+/* path made absolute against the current folder, not resolved: "."
+ * components are dropped, ".." and symlinks stay and are refused where
+ * the folder is opened (folders are opened component by component, no
+ * symlink followed).  0, or -1 with errno. */
+int rs_cli_abspath(const char *path, char *out, size_t len)
+{
+	char cwd[4096];
+	const char *p = path;
+	size_t n = 0;
+
+	if (path[0] != '/') {
+		if (!getcwd(cwd, sizeof(cwd)))
+			return -1;
+		n = strlen(cwd);
+		if (n >= len)
+			goto toolong;
+		memcpy(out, cwd, n + 1);
+		if (n == 1)
+			n = 0;          /* "/" */
+	}
+	while (*p) {
+		size_t l;
+
+		while (*p == '/')
+			p++;
+		l = strcspn(p, "/");
+		if (l == 0 || (l == 1 && p[0] == '.')) {
+			p += l;
+			continue;
+		}
+		if (n + 1 + l >= len)
+			goto toolong;
+		out[n++] = '/';
+		memcpy(out + n, p, l);
+		n += l;
+		p += l;
+	}
+	if (n == 0)
+		out[n++] = '/';
+	out[n] = '\0';
+	return 0;
+toolong:
+	errno = ENAMETOOLONG;
+	return -1;
+}
+
+static int _abs_arg(struct args *a, char *buf, size_t len)
+{
+	if (rs_cli_abspath(a->pos[0], buf, len) < 0) {
+		fprintf(stderr, PROG ": ckpt: %s: %s\n", a->pos[0],
+			strerror(errno));
+		return 1;
+	}
+	a->pos[0] = buf;
+	return 0;
+}
+
 static int _list(int argc, char **argv)
 {
 	json_object *root = NULL, *gens;
 	struct args a;
 	char size[32], copied[32], tbuf[64], jbuf[64], rbuf[64];
+	char abs[4096 + 256];
 	long latest = -1;
 	rs_err_t err;
 	size_t n;
@@ -299,9 +357,11 @@ static int _list(int argc, char **argv)
 	rc = _parse(argc, argv, "", 1, &a);
 	if (rc)
 		return rc;
+	if (_abs_arg(&a, abs, sizeof(abs)))
+		return 1;
 	rc = rs_manifest_read(a.pos[0], &root, &err);
 	if (rc < 0) {
-		char what[4200];
+		char what[4500];
 
 		snprintf(what, sizeof(what), "list %s: ", a.pos[0]);
 		_say(what, err.msg);
@@ -340,6 +400,7 @@ static int _list(int argc, char **argv)
 
 static int _verify(int argc, char **argv)
 {
+	char abs[4096 + 256];
 	struct args a;
 	rs_err_t err;
 	long latest = -1;
@@ -348,6 +409,8 @@ static int _verify(int argc, char **argv)
 	rc = _parse(argc, argv, "", 1, &a);
 	if (rc)
 		return rc;
+	if (_abs_arg(&a, abs, sizeof(abs)))
+		return 1;
 	rs_ckpt_set_warn(_warn, NULL);
 	rc = rs_ckpt_verify(a.pos[0], &err);
 	if (rc < 0) {

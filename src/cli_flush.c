@@ -31,12 +31,16 @@
  * plugin's plugstack.conf line ("required /path/resilience.so k=v ...";
  * lines for other plugins are skipped) or bare k=v words; options of the
  * plugin that are not metrics options are ignored there.  Options on the
- * command line come after the file and win.
+ * command line come after the file and win.  flush without --config
+ * reads the cluster's plugstack.conf: SLURM_CONF's PlugStackConfig=, else
+ * plugstack.conf beside SLURM_CONF, else /etc/slurm/plugstack.conf (if
+ * the file exists).
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include <syslog.h>
 #include <time.h>
@@ -128,15 +132,64 @@ out:
 	return rc;
 }
 
+/*
+ * flush without --config: the plugstack.conf of the cluster this machine
+ * talks to.  With SLURM_CONF set, the PlugStackConfig= of that slurm.conf,
+ * else plugstack.conf beside it; without, /etc/slurm/plugstack.conf.
+ * 1 and the path in out if that file exists, 0 if not (no config).
+ */
+static int _default_plugstack(char *out, size_t len)
+{
+	const char *sc = getenv("SLURM_CONF");
+	char line[8192], dir[4096];
+	const char *slash;
+	FILE *f;
+	int found = 0;
+
+	if (!sc || !*sc) {
+		snprintf(out, len, "/etc/slurm/plugstack.conf");
+		return access(out, F_OK) == 0;
+	}
+	f = fopen(sc, "re");
+	while (f && !found && fgets(line, sizeof(line), f)) {
+		char *p = line, *v, *e;
+
+		p += strspn(p, " \t");
+		if (strncasecmp(p, "PlugStackConfig", 15))
+			continue;
+		v = p + 15 + strspn(p + 15, " \t");
+		if (*v != '=')
+			continue;
+		v++;
+		v += strspn(v, " \t");
+		e = v + strcspn(v, " \t\r\n#");
+		*e = '\0';
+		if (*v) {
+			snprintf(out, len, "%s", v);
+			found = 1;
+		}
+	}
+	if (f)
+		fclose(f);
+	if (!found) {
+		slash = strrchr(sc, '/');
+		snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - sc) : 1,
+			 slash ? sc : ".");
+		snprintf(out, len, "%s/plugstack.conf", dir);
+	}
+	return access(out, F_OK) == 0;
+}
+
 /* Parse the options shared by every subcommand.  flags not recognised
  * here are handed to on_flag (returns 1 if it took it, 2 if it took the
  * next argument too, 0 if unknown).  Returns 0, or the exit status. */
 typedef int (*flag_fn)(void *ctx, const char *flag, const char *next);
 
-static int _parse(int argc, char **argv, int first, rs_metrics_conf_t *conf, flag_fn on_flag,
-		  void *ctx, const char *usage)
+static int _parse_cfg(int argc, char **argv, int first, rs_metrics_conf_t *conf,
+		      flag_fn on_flag, void *ctx, const char *usage, int find_plugstack)
 {
 	const char *config = NULL;
+	char found[4096 + 32];
 
 	for (int i = first; i < argc; i++) {
 		if (strcmp(argv[i], "--config") == 0) {
@@ -147,6 +200,8 @@ static int _parse(int argc, char **argv, int first, rs_metrics_conf_t *conf, fla
 			config = argv[++i];
 		}
 	}
+	if (!config && find_plugstack && _default_plugstack(found, sizeof(found)))
+		config = found;
 	if (config && _read_config(conf, config))
 		return 1;
 	for (int i = first; i < argc; i++) {
@@ -173,6 +228,12 @@ static int _parse(int argc, char **argv, int first, rs_metrics_conf_t *conf, fla
 			return strchr(a, '=') ? 1 : 2;
 	}
 	return 0;
+}
+
+static int _parse(int argc, char **argv, int first, rs_metrics_conf_t *conf, flag_fn on_flag,
+		  void *ctx, const char *usage)
+{
+	return _parse_cfg(argc, argv, first, conf, on_flag, ctx, usage, 0);
 }
 
 static long _parse_ms(const char *s)
@@ -247,7 +308,7 @@ int rs_cli_flush(int argc, char **argv)
 	int rc;
 
 	rs_metrics_conf_init(&conf);
-	rc = _parse(argc, argv, 1, &conf, _flush_flag, &o, flush_usage);
+	rc = _parse_cfg(argc, argv, 1, &conf, _flush_flag, &o, flush_usage, 1);
 	if (rc) {
 		rc = rc < 0 ? 0 : rc;
 		goto out;

@@ -174,6 +174,10 @@ int rs_ledger_begin(json_object *root, const char *job_id, unsigned attempt,
 	json_object_object_add(rec, "nodes",
 			       json_object_new_string(nodes ? nodes : ""));
 	json_object_object_add(rec, "start", json_object_new_int64(start));
+	/* The first generation number this attempt can get: with it the
+	 * summary counts checkpoints that `keep` pruned since. */
+	json_object_object_add(rec, "gen_base", json_object_new_int64(
+		_num(root, "next_gen", 1, 1, NUM_MAX)));
 	json_object_array_add(arr, rec);
 	return 0;
 }
@@ -181,8 +185,9 @@ int rs_ledger_begin(json_object *root, const char *job_id, unsigned attempt,
 void rs_ledger_summarize(json_object *root, const char *job_id,
 			 unsigned attempt, rs_ledger_sum_t *sum)
 {
-	json_object *arr = rs_ledger_attempts(root), *gens = NULL;
+	json_object *arr = rs_ledger_attempts(root), *gens = NULL, *me = NULL;
 	size_t i, n = arr ? json_object_array_length(arr) : 0;
+	unsigned others = 0;
 
 	memset(sum, 0, sizeof(*sum));
 	sum->last_gen = -1;
@@ -194,6 +199,8 @@ void rs_ledger_summarize(json_object *root, const char *job_id,
 
 		if (!_is_job(o, job_id))
 			continue;
+		if (_int(o, "attempt", 0) == attempt)
+			me = o;
 		sum->attempts++;
 		if (_int(o, "retry", 0))
 			sum->retries_used++;
@@ -208,8 +215,10 @@ void rs_ledger_summarize(json_object *root, const char *job_id,
 		json_object *g = json_object_array_get_idx(gens, i);
 		const char *why = _str(g, "reason");
 
-		if (!_is_job(g, job_id) || _int(g, "attempt", 0) != attempt)
+		if (!_is_job(g, job_id) || _int(g, "attempt", 0) != attempt) {
+			others++;
 			continue;
+		}
 		sum->all_checkpoints++;
 		if (why && (!strcmp(why, "signal") || !strcmp(why, "lead")))
 			sum->checkpoints++;
@@ -223,6 +232,18 @@ void rs_ledger_summarize(json_object *root, const char *job_id,
 					   sizeof(sum->last_reason), why);
 			sum->last_seconds = _seconds(g, "seconds");
 		}
+	}
+	/* `keep` prunes the oldest records first: this attempt lost some
+	 * only if every record left is its own.  Generation numbers are
+	 * consecutive (a save that crashed before its commit burns one), so
+	 * those since gen_base are this attempt's. */
+	if (!others && me && _has(me, "gen_base") && sum->last_gen >= 0) {
+		int64_t base = _num(me, "gen_base", -1, 1, NUM_MAX);
+
+		if (base > 0 && sum->last_gen >= base &&
+		    sum->last_gen - base + 1 > sum->all_checkpoints &&
+		    sum->last_gen - base + 1 <= UINT32_MAX)
+			sum->all_checkpoints = (unsigned)(sum->last_gen - base + 1);
 	}
 }
 

@@ -202,38 +202,40 @@ int rs_requeue_summary(unsigned attempt, unsigned allowed, rs_outcome_t o,
 		       int exit_code, int sig, const rs_decision_t *d,
 		       char *buf, size_t len)
 {
-	char detail[32] = "", tail[200];
+	char detail[32] = "", tail[256];
 	int n;
 
 	if (o == RS_OUTCOME_FAILED)
 		snprintf(detail, sizeof(detail), " exit=%d", exit_code);
 	else if (o == RS_OUTCOME_SIGNALED)
 		snprintf(detail, sizeof(detail), " signal=%d", sig);
+	/* The line is complete: the reason is in it once (d->why), and a
+	 * continuation says what really happened (a checkpoint before the
+	 * limit, a preemption, a requeue by Slurm), never a checkpoint the
+	 * attempt did not take. */
 	switch (d->action) {
 	case RS_ACTION_REQUEUED:
 		if (d->delay) {
 			char dur[32];
 
 			rs_format_duration(d->delay, dur, sizeof(dur));
-			snprintf(tail, sizeof(tail), "requeued in %s", dur);
+			snprintf(tail, sizeof(tail), "%s, requeued in %s",
+				 d->why, dur);
 		} else {
-			snprintf(tail, sizeof(tail), "requeued");
+			snprintf(tail, sizeof(tail), "%s, requeued", d->why);
 		}
 		break;
-	case RS_ACTION_CONTINUED:
-		snprintf(tail, sizeof(tail), "continues from its checkpoint");
-		break;
 	case RS_ACTION_HELD:
-		snprintf(tail, sizeof(tail),
-			 "retries exhausted, held for an operator");
+		snprintf(tail, sizeof(tail), "%s, held for an operator", d->why);
 		break;
 	case RS_ACTION_FAILED:
-		snprintf(tail, sizeof(tail), "%s, not requeued",
-			 d->exhausted ? "retries exhausted" : d->why);
+		snprintf(tail, sizeof(tail), "%s, not requeued", d->why);
 		break;
-	default:
-		snprintf(tail, sizeof(tail), "%s",
-			 d->action == RS_ACTION_COMPLETED ? "done" : d->why);
+	case RS_ACTION_COMPLETED:
+		snprintf(tail, sizeof(tail), "done");
+		break;
+	default: /* continued, ended: d->why says it all */
+		snprintf(tail, sizeof(tail), "%s", d->why);
 	}
 	n = snprintf(buf, len, "resilience: attempt %u/%u %s%s, %s", attempt,
 		     allowed, rs_outcome_name(o), detail, tail);

@@ -1070,7 +1070,9 @@ void rs_supervise_format_save(const rs_supervise_status_t *s,
 	else
 		snprintf(gen, sizeof(gen), "(generation pending)");
 	if (s->nparts > 1)
-		snprintf(part, sizeof(part), " part %u/%u", s->part, s->nparts);
+		/* 1-based, as the slurmd log (plugin_status.c) says it. */
+		snprintf(part, sizeof(part), " part %u/%u", s->part + 1,
+			 s->nparts);
 	rs_supervise_format_bytes(s->copied, copied, sizeof(copied));
 	rs_supervise_format_bytes(s->linked, linked, sizeof(linked));
 	snprintf(buf, len, "resilience: checkpoint %s%s saved: %" PRIu64

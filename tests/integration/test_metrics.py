@@ -199,3 +199,122 @@ def test_token_never_in_job_env_output_or_log(cluster, plugstack, rcv, spool):
     log = cluster.slurmd_log(cluster.job(j2)["NodeList"])
     assert re.search(r"metrics disabled: .*%s" % re.escape(tok), log), log[-2000:]
     assert TOKEN not in log
+
+
+# One job of each kind the operators' queries must tell apart.  Each
+# script knows its attempt from RESILIENCE_ATTEMPT.
+CKPT_MODEL = r"""#!/bin/bash
+trap 'T=$((T+1)); touch $RESILIENCE_CKPT_READY' USR1
+T=0
+head -c 2097152 /dev/zero > $RESILIENCE_SCRATCH/state
+while [ $T -lt 3 ]; do sleep 0.5; done
+sleep 6
+exit 0
+"""
+
+
+def _held(cluster, j):
+    return cluster.job(j).get("Reason") == "job_requeued_in_held_state"
+
+
+def test_operator_queries_on_events_of_real_jobs(cluster, plugstack, rcv, spool, userdir):
+    """Issue 14, must show 3: every query of docs/operators.md, run on the
+    events real jobs sent, returns the figures this test knows: a job that
+    completed, one retried once, a `scontrol requeue` (a continuation, no
+    retry), one held then released by an operator and completed, one held
+    and still held, one that fails without a retry, one that took more
+    checkpoints than keep=1 leaves."""
+    q = {}
+    with open(os.path.join(ROOT, "docs", "operators.md")) as f:
+        for m in re.finditer(r"<!-- sql:query ([a-z_]+) -->\s*```sql\n(.*?)```", f.read(), re.S):
+            q[m.group(1)] = m.group(2)
+    rcv.ch("TRUNCATE TABLE " + TABLE)
+    args = ("metrics_url=%s metrics_format=clickhouse clickhouse_table=%s "
+            "spool_dir=%s cluster=rsq state_dir=%s/st-q"
+            % (rcv.clickhouse_url, TABLE, spool, cluster.dir))
+    A = "#!/bin/bash\nexit 0\n"
+    with plugstack(args):
+        ok = cluster.sbatch(A, ["--resilience=retries=2"])
+        retried = cluster.sbatch("#!/bin/bash\n[ $RESILIENCE_ATTEMPT = 1 ] && exit 3\nexit 0\n",
+                                 ["--resilience=retries=2"])
+        cont = cluster.sbatch("#!/bin/bash\n[ $RESILIENCE_ATTEMPT = 1 ] && sleep 300\nexit 0\n",
+                              ["--resilience=retries=2"])
+        released = cluster.sbatch("#!/bin/bash\n[ $RESILIENCE_ATTEMPT -lt 3 ] && exit 2\nexit 0\n",
+                                  ["--resilience=retries=1"])
+        held = cluster.sbatch("#!/bin/bash\nexit 2\n", ["--resilience=retries=1"])
+        failed = cluster.sbatch("#!/bin/bash\nexit 1\n",
+                                ["--resilience=retries=2,requeue_on=exit:75"])
+        ckpt = cluster.sbatch(CKPT_MODEL, ["--resilience=ckpt=%s/ck,scratch=%s/s-%%j,"
+                                           "every=10s,grace=3,keep=1,lead=0,retries=1"
+                                           % (userdir, userdir)])
+        cluster.wait_state(cont, "RUNNING", 60)
+        time.sleep(2)
+        r = cluster.run(["scontrol", "requeue", str(cont)])
+        assert r.returncode == 0, r.stderr
+        cluster.wait_for(lambda: _held(cluster, released), 120, "job %d held" % released)
+        r = cluster.run(["scontrol", "release", str(released)])
+        assert r.returncode == 0, r.stderr
+        for j in (ok, retried, cont, released, ckpt):
+            cluster.wait_state(j, "COMPLETED", 150)
+        cluster.wait_state(failed, "FAILED", 60)
+        cluster.wait_for(lambda: _held(cluster, held), 60, "job %d held" % held)
+
+        def n_rows():
+            return int(rcv.query("SELECT count() AS n FROM %s FINAL WHERE cluster = 'rsq'"
+                                 % TABLE)[0]["n"])
+        # 1 + 2 + 2 + 3 + 2 + 1 + 1 attempts
+        cluster.wait_for(lambda: n_rows() == 12, 60, "12 events (now %d)" % n_rows())
+        cont_comment = cluster.job(cont).get("AdminComment", "")
+
+    def rows(j):
+        return [(x["attempt"], x["outcome"], x["action"]) for x in rcv.query(
+            "SELECT attempt, outcome, action FROM %s FINAL WHERE job_id = %d ORDER BY attempt"
+            % (TABLE, j))]
+    # The events are what the test made happen.
+    assert rows(cont) == [(1, "requeued", "continued"), (2, "completed", "completed")]
+    assert rows(released) == [(1, "failed", "requeued"), (2, "failed", "held"),
+                              (3, "completed", "completed")]
+    assert rows(held) == [(1, "failed", "requeued"), (2, "failed", "held")]
+    assert rows(failed) == [(1, "failed", "failed")]
+    # The AdminComment of the continuation says what happened, once.
+    assert cont_comment.startswith("resilience: attempt 1/4 requeued, requeued by Slurm: "
+                                   "no retry used"), cont_comment
+    assert "checkpoint" not in cont_comment
+
+    # checkpoints counts every checkpoint of the attempt, not keep=1.
+    saved = len(re.findall(r"^resilience: checkpoint gen-\d+ saved", cluster.output(ckpt), re.M))
+    ev = rcv.query("SELECT checkpoints, last_ckpt_generation FROM %s FINAL WHERE job_id = %d"
+                   % (TABLE, ckpt))
+    assert saved >= 3, cluster.output(ckpt)
+    assert ev == [{"checkpoints": saved, "last_ckpt_generation": str(saved)}] or \
+        ev == [{"checkpoints": saved, "last_ckpt_generation": saved}], (ev, saved)
+    with open(os.path.join(userdir, "ck", "manifest.json")) as f:
+        assert len(__import__("json").load(f)["generations"]) == 1      # keep=1
+
+    user = cluster.user.pw_name
+    r = rcv.query(q["retries_per_user"])
+    # retried 1, released 1 (not its release), held 1; cont 0 (continuation)
+    assert [(x["user"], int(x["jobs"]), int(x["total_retries"]), x["retries_per_job"])
+            for x in r] == [(user, 7, 3, 0.43)], r
+
+    r = rcv.query(q["success_rate_by_account"])
+    # held is left out; failed failed; five completed
+    assert [(int(x["jobs"]), int(x["succeeded"]), x["success_rate"]) for x in r] == \
+        [(6, 5, 0.833)], r
+
+    r = rcv.query(q["jobs_held_today"])
+    assert [(int(x["job_id"]), x["user"], int(x["attempt"]), x["outcome"]) for x in r] == \
+        [(held, user, 2, "failed")], r
+
+    r = rcv.query(q["checkpoint_seconds_by_partition"])
+    secs = rcv.query("SELECT last_ckpt_seconds AS s FROM %s FINAL WHERE job_id = %d"
+                     % (TABLE, ckpt))[0]["s"]
+    assert [(x["partition"], int(x["attempts_with_checkpoint"]), x["mean_checkpoint_mib"])
+            for x in r] == [("debug", 1, 2)], r
+    assert r[0]["max_checkpoint_seconds"] == secs
+
+    r = rcv.query(q["energy_by_account"])
+    no_energy = int(rcv.query("SELECT count() AS n FROM %s FINAL WHERE energy_joules IS NULL"
+                              % TABLE)[0]["n"])
+    assert [(int(x["attempts"]), int(x["attempts_without_energy"])) for x in r] == \
+        [(12, no_energy)], r

@@ -226,7 +226,8 @@ def test_migrated_reference_job_continues_at_its_time_limit(cluster, plugstack, 
         cluster.wait_for(lambda: _all_started(env, 2), 240, "attempt 2 on 4 nodes")
         info = cluster.job(j)
         assert info["Restarts"] == "1", info
-        assert "continues from its checkpoint" in info.get("AdminComment", ""), info
+        assert ("timeout, checkpointed before its time limit: continues, no retry used"
+                in info.get("AdminComment", "")), info
         assert "[retries_used=0]" in info.get("AdminComment", ""), info
         with open(os.path.join(ck, "manifest.json")) as f:
             attempts = json.load(f)["attempts"]

@@ -40,7 +40,7 @@ def test_retry_three_times_then_hold(cluster, plugstack, userdir):
     assert info["Reason"] == "job_requeued_in_held_state", info
     assert info["Restarts"] == "4"
     assert info["AdminComment"] == ("resilience: attempt 4/4 failed exit=3, "
-                                    "retries exhausted, held for an operator "
+                                    "retries exhausted (3 used), held for an operator "
                                     "[retries_used=3]")
     out = cluster.output(j)
     for a, left in ((1, 3), (2, 2), (3, 1), (4, 0)):

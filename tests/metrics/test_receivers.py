@@ -322,6 +322,27 @@ def test_operator_queries_work_on_clickhouse_18(ch, cli, event):
              last_ckpt_bytes=1048576, last_ckpt_seconds=6.0, checkpoints=1),
         dict(job_id=63, attempt=1, user="bob", account="chem", partition="long",
              outcome="node_fail", action="held", end_time=now - 1),
+        # physics/alice: job 64 preempted (continued, no retry), then
+        # `scontrol requeue` (continued), then completed: 0 retries
+        dict(job_id=64, attempt=1, outcome="preempted", action="continued"),
+        dict(job_id=64, attempt=2, outcome="requeued", action="continued"),
+        dict(job_id=64, attempt=3, outcome="completed", action="completed"),
+        # chem/bob: job 65 retried once, held, released by an operator,
+        # completed: 1 retry, not held any more
+        dict(job_id=65, attempt=1, user="bob", account="chem", partition="long",
+             outcome="failed", action="requeued", exit_code=1),
+        dict(job_id=65, attempt=2, user="bob", account="chem", partition="long",
+             outcome="failed", action="held", exit_code=1, end_time=now - 60),
+        dict(job_id=65, attempt=3, user="bob", account="chem", partition="long",
+             outcome="completed", action="completed"),
+        # chem/bob: job 66 retried once, held, released, held again: 1
+        # retry, listed once (its latest hold)
+        dict(job_id=66, attempt=1, user="bob", account="chem", partition="long",
+             outcome="failed", action="requeued", exit_code=1, end_time=now - 90),
+        dict(job_id=66, attempt=2, user="bob", account="chem", partition="long",
+             outcome="failed", action="held", exit_code=1, end_time=now - 80),
+        dict(job_id=66, attempt=3, user="bob", account="chem", partition="long",
+             outcome="failed", action="held", exit_code=1, end_time=now - 3),
     ]
     for i, over in enumerate(evs):
         cli.emit(event(f"q{i}.json", **over), url, CH, "--wait", check=0)
@@ -332,11 +353,11 @@ def test_operator_queries_work_on_clickhouse_18(ch, cli, event):
 
     r = ch.query(q["success_rate_by_account"])
     assert [(x["account"], int(x["jobs"]), int(x["succeeded"]), x["success_rate"]) for x in r] == \
-        [("chem", 1, 0, 0), ("physics", 2, 2, 1)]
+        [("chem", 2, 1, 0.5), ("physics", 3, 3, 1)]
 
     r = ch.query(q["retries_per_user"])
     assert [(x["user"], int(x["jobs"]), int(x["total_retries"]), x["retries_per_job"]) for x in r] == \
-        [("bob", 2, 2, 1), ("alice", 2, 1, 0.5)]
+        [("bob", 4, 4, 1), ("alice", 3, 1, 0.33)]
 
     r = ch.query(q["checkpoint_seconds_by_partition"])
     assert [(x["partition"], int(x["attempts_with_checkpoint"]), x["mean_checkpoint_seconds"],
@@ -344,12 +365,14 @@ def test_operator_queries_work_on_clickhouse_18(ch, cli, event):
         [("batch", 1, 2, 2, 2), ("long", 2, 5, 6, 1)]
 
     r = ch.query(q["jobs_held_today"])
-    assert [(int(x["job_id"]), x["user"], x["outcome"], x["ckpt_dir"]) for x in r] == \
-        [(63, "bob", "node_fail", "/scratch/alice/ckpt/42")]
+    assert [(int(x["job_id"]), x["user"], int(x["attempt"]), x["outcome"], x["ckpt_dir"])
+            for x in r] == \
+        [(66, "bob", 3, "failed", "/scratch/alice/ckpt/42"),
+         (63, "bob", 1, "node_fail", "/scratch/alice/ckpt/42")]
 
     r = ch.query(q["energy_by_account"])
     assert [(x["account"], x["kwh"], int(x["attempts"]), int(x["attempts_without_energy"]))
-            for x in r] == [("chem", 0, 4, 4), ("physics", 1.5, 3, 1)]
+            for x in r] == [("chem", 0, 10, 10), ("physics", 1.5, 6, 4)]
 
 
 # ------------------------------------------------------------- site options ---
@@ -403,15 +426,15 @@ def test_many_jobs_ending_at_once_all_delivered_once(ch, cli, event, spool):
 
 
 def test_documented_alert_rules_use_pushed_metrics(receivers, cli, event):
-    """Every metric an example rule of docs/operators.md uses is one the
-    Pushgateway really shows after a push (a renamed metric would leave a
-    rule that never fires)."""
+    """Every metric a rule of docs/alerts/resilience.rules.yml uses is one
+    the Pushgateway really shows after a push (a renamed metric would leave
+    a rule that never fires; promtool's tests only see the series they are
+    given)."""
     import re
     import yaml
-    from conftest import OPERATORS_MD
-    text = open(OPERATORS_MD).read()
-    block = re.search(r"<!-- yaml:rules -->\s*```yaml\n(.*?)```", text, re.S).group(1)
-    rules = yaml.safe_load(block)["groups"][0]["rules"]
+    from conftest import ROOT
+    with open(os.path.join(ROOT, "docs", "alerts", "resilience.rules.yml")) as f:
+        rules = yaml.safe_load(f)["groups"][0]["rules"]
     assert len(rules) >= 3
     cli.emit(event(job_id=80, action="held", checkpoints=1, last_ckpt_generation=1,
                    last_ckpt_bytes=1, last_ckpt_seconds=1.0),
@@ -455,3 +478,39 @@ def test_full_spool_refuses_new_event_keeps_old(cli, event, spool):
                  f"alert_url=http://127.0.0.1:{free_port()}/", "spool_max_entries=2",
                  "--alert", "--no-send", check=0)
     assert [e["kind"] for e in cli.entries()] == ["metrics", "metrics", "alert"]
+
+
+def test_flush_finds_plugstack_from_slurm_conf(cli, event, tmp_path):
+    """flush without --config reads the plugin's line from SLURM_CONF's
+    PlugStackConfig=, else plugstack.conf beside SLURM_CONF: the spool it
+    reports is the one that file names."""
+    import subprocess
+    from conftest import CLI
+    etc = tmp_path / "etc"
+    other = tmp_path / "elsewhere"
+    etc.mkdir()
+    other.mkdir()
+    sp_named, sp_beside = tmp_path / "sp-named", tmp_path / "sp-beside"
+    (other / "ps.conf").write_text(
+        f"optional /usr/lib/slurm/resilience.so spool_dir={sp_named}\n")
+    (etc / "plugstack.conf").write_text(
+        f"optional /usr/lib/slurm/resilience.so spool_dir={sp_beside}\n")
+    conf = etc / "slurm.conf"
+
+    def flush(env_conf):
+        env = dict(os.environ, SLURM_CONF=str(env_conf))
+        return subprocess.run([CLI, "flush"], capture_output=True, text=True,
+                              timeout=30, env=env, stdin=subprocess.DEVNULL)
+    conf.write_text(f"ClusterName=x\n  plugstackconfig = {other}/ps.conf # site\n")
+    p = flush(conf)
+    assert p.returncode == 0, p.stderr
+    assert f"left in {sp_named} " in p.stdout, p.stdout
+    conf.write_text("ClusterName=x\n")
+    p = flush(conf)
+    assert p.returncode == 0, p.stderr
+    assert f"left in {sp_beside} " in p.stdout, p.stdout
+    # --config wins over SLURM_CONF
+    p = subprocess.run([CLI, "flush", "--config", str(other / "ps.conf")], capture_output=True,
+                       text=True, timeout=30, stdin=subprocess.DEVNULL,
+                       env=dict(os.environ, SLURM_CONF=str(conf)))
+    assert f"left in {sp_named} " in p.stdout, p.stdout

@@ -289,6 +289,39 @@ START_TEST(test_ledger_root_not_an_object)
 }
 END_TEST
 
+START_TEST(test_ledger_counts_checkpoints_keep_pruned)
+{
+	/* keep=2: the attempt began at next_gen 4 and saved gens 4..8; only
+	 * 7 and 8 are left.  It took 5, not 2. */
+	json_object *root = _parse("{\"next_gen\":4,\"generations\":[]}");
+	json_object *gens;
+	rs_ledger_sum_t sum;
+	rs_err_t err;
+
+	ck_assert_int_eq(rs_ledger_begin(root, "7", 2, "n1", 100, &spec, -1,
+					 NULL, &err), 0);
+	gens = json_object_object_get(root, "generations");
+	json_object_array_add(gens, _parse("{\"gen\":7,\"job_id\":\"7\",\"attempt\":2,\"reason\":\"periodic\"}"));
+	json_object_array_add(gens, _parse("{\"gen\":8,\"job_id\":\"7\",\"attempt\":2,\"reason\":\"signal\"}"));
+	rs_ledger_summarize(root, "7", 2, &sum);
+	ck_assert_uint_eq(sum.all_checkpoints, 5);
+	ck_assert_int_eq(sum.last_gen, 8);
+	/* A record of an earlier attempt is still there: nothing of this
+	 * attempt was pruned, the records count. */
+	json_object_array_add(gens, _parse("{\"gen\":3,\"job_id\":\"7\",\"attempt\":1}"));
+	rs_ledger_summarize(root, "7", 2, &sum);
+	ck_assert_uint_eq(sum.all_checkpoints, 2);
+	/* A gen_base the user forged beyond last_gen changes nothing. */
+	json_object_array_del_idx(gens, 2, 1);
+	json_object_object_add(json_object_array_get_idx(
+		json_object_object_get(root, "attempts"), 0), "gen_base",
+		json_object_new_int64(1000));
+	rs_ledger_summarize(root, "7", 2, &sum);
+	ck_assert_uint_eq(sum.all_checkpoints, 2);
+	json_object_put(root);
+}
+END_TEST
+
 START_TEST(test_ledger_pending_shown_until_a_later_attempt)
 {
 	json_object *root = _parse("{}");
@@ -329,6 +362,7 @@ static Suite *ledger_suite(void)
 	TCase *tc;
 
 	tc = tcase_create("numbers");
+	tcase_add_test(tc, test_ledger_counts_checkpoints_keep_pruned);
 	tcase_add_test(tc, test_ledger_summary_ignores_numbers_out_of_range);
 	tcase_add_test(tc, test_ledger_summary_counts_only_sane_retries);
 	tcase_add_test(tc, test_ledger_table_survives_hostile_numbers);

@@ -215,16 +215,66 @@ START_TEST(test_requeue_summary)
 	memset(&d, 0, sizeof(d));
 	d.action = RS_ACTION_REQUEUED;
 	d.delay = 60;
+	snprintf(d.why, sizeof(d.why), "retry 2 of 3");
 	ck_assert_int_eq(rs_requeue_summary(3, 4, RS_OUTCOME_FAILED, 3, 0, &d,
 					    buf, sizeof(buf)), 0);
-	ck_assert_str_eq(buf, "resilience: attempt 3/4 failed exit=3, requeued in 1m");
+	ck_assert_str_eq(buf, "resilience: attempt 3/4 failed exit=3, retry 2 "
+			 "of 3, requeued in 1m");
 	d.action = RS_ACTION_HELD;
 	d.exhausted = 1;
+	snprintf(d.why, sizeof(d.why), "retries exhausted (3 used)");
 	rs_requeue_summary(4, 4, RS_OUTCOME_SIGNALED, 0, 9, &d, buf, sizeof(buf));
 	ck_assert_str_eq(buf, "resilience: attempt 4/4 signaled signal=9, retries "
-			 "exhausted, held for an operator");
+			 "exhausted (3 used), held for an operator");
 	ck_assert_int_eq(rs_requeue_summary(1, 1, RS_OUTCOME_FAILED, 3, 0, &d,
 					    buf, 10), -ENOSPC);
+}
+END_TEST
+
+/* Each summary comes from the real decision: the reason once, and a
+ * continuation never claims a checkpoint the attempt did not take. */
+START_TEST(test_requeue_summary_says_what_happened)
+{
+	rs_spec_t sp;
+	rs_decide_in_t in;
+	rs_decision_t d;
+	char buf[256];
+
+	memset(&sp, 0, sizeof(sp));
+	sp.retries = 2;
+	memset(&in, 0, sizeof(in));
+	in.spec = &sp;
+	in.batch = 1;
+	in.requeue_allowed = 1;
+	in.max_retries = -1;
+	in.max_requeues = -1;
+
+	in.outcome = RS_OUTCOME_PREEMPTED;
+	rs_requeue_decide(&in, &d);
+	ck_assert_int_eq(d.action, RS_ACTION_CONTINUED);
+	rs_requeue_summary(1, 3, in.outcome, 0, 0, &d, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "resilience: attempt 1/3 preempted, preempted: "
+			 "requeued, no retry used");
+	ck_assert_ptr_null(strstr(buf, "checkpoint"));
+
+	in.outcome = RS_OUTCOME_REQUEUED;
+	rs_requeue_decide(&in, &d);
+	rs_requeue_summary(2, 4, in.outcome, 0, 0, &d, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "resilience: attempt 2/4 requeued, requeued by "
+			 "Slurm: no retry used");
+
+	in.outcome = RS_OUTCOME_TIMEOUT;
+	in.warned_ckpt = 1;
+	rs_requeue_decide(&in, &d);
+	rs_requeue_summary(1, 3, in.outcome, 0, 0, &d, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "resilience: attempt 1/3 timeout, checkpointed "
+			 "before its time limit: continues, no retry used");
+
+	in.outcome = RS_OUTCOME_CANCELLED;
+	rs_requeue_decide(&in, &d);
+	rs_requeue_summary(1, 3, in.outcome, 0, 0, &d, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "resilience: attempt 1/3 cancelled, cancelled by "
+			 "a user or admin: never requeued");
 }
 END_TEST
 
@@ -467,6 +517,7 @@ static Suite *requeue_suite(void)
 	tcase_add_test(tc, test_requeue_never);
 	tcase_add_test(tc, test_requeue_site_caps);
 	tcase_add_test(tc, test_requeue_summary);
+	tcase_add_test(tc, test_requeue_summary_says_what_happened);
 	suite_add_tcase(su, tc);
 	tc = tcase_create("ledger");
 	tcase_add_test(tc, test_ledger_begin_end_summarize);

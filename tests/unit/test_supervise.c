@@ -1040,7 +1040,8 @@ START_TEST(test_supervise_messages)
 	s.nparts = 3;
 	s.published = 0;
 	rs_supervise_format_save(&s, "/scratch", "/ckpt", buf, sizeof(buf));
-	ck_assert_str_eq(buf, "resilience: checkpoint gen-000003 part 1/3 saved: 120 files, "
+	/* part 1 is the second of three: "part 2/3", as in the slurmd log */
+	ck_assert_str_eq(buf, "resilience: checkpoint gen-000003 part 2/3 saved: 120 files, "
 			 "1.2 MiB copied, 3.4 MiB linked, 0.21 s (other parts pending)\n");
 	s.ok = 0;
 	strcpy(s.error, "checkpoint /ckpt: No space left on device");
