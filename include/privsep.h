@@ -66,8 +66,15 @@ int rs_privsep_become(uid_t uid, gid_t gid);
  * ending) except `keep` (-1: none), cwd "/". */
 void rs_privsep_detach(int keep);
 
+/* In a detached process (root): leave every cgroup/v1 hierarchy where it
+ * sits in a Slurm job's cgroup (proctrack/cgroup kills what is left in
+ * the step's cgroup at the step's end) for Slurm's root of the node.
+ * Best effort; cgroup v2 is left alone. */
+void rs_privsep_leave_job_cgroups(void);
+
 /* Start cmd argv as a detached process (fork, setsid, fork, detach,
- * exec; SIGALRM after backstop_s if non-zero): the caller never waits
+ * leave the job's cgroups, exec; SIGALRM after backstop_s if non-zero):
+ * the caller never waits
  * for it beyond the first fork's immediate exit.  0 / -errno. */
 int rs_privsep_spawn_detached(const char *cmd, char *const argv[], unsigned backstop_s);
 

@@ -451,148 +451,31 @@ out:
 	return rc;
 }
 
-/* The cgroup/v1 mount point of the hierarchy with these controllers
- * ("freezer", "cpu,cpuacct", "name=systemd"), from mountinfo: "... MOUNT
- * ... - cgroup SOURCE rw,freezer".  0 or -1. */
-static int _cgroup_mount(const char *ctrls, char *mnt, size_t len)
-{
-	char line[1024];
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	int found = -1;
-
-	if (!f)
-		return -1;
-	while (found && fgets(line, sizeof(line), f)) {
-		char *dash = strstr(line, " - cgroup "), *opts, *save = NULL, *tok;
-		char want[256], point[512];
-		int all = 1;
-
-		if (!dash || sscanf(line, "%*s %*s %*s %*s %511s", point) != 1)
-			continue;
-		opts = strrchr(dash, ' ');
-		if (!opts)
-			continue;
-		opts++;
-		opts[strcspn(opts, "\n")] = '\0';
-		snprintf(want, sizeof(want), "%s", ctrls);
-		for (tok = strtok_r(want, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-			size_t n = strlen(tok);
-			const char *o = opts;
-
-			while ((o = strstr(o, tok)) &&
-			       !((o == opts || o[-1] == ',') && (o[n] == ',' || o[n] == '\0')))
-				o += n;
-			if (!o)
-				all = 0;
-		}
-		if (all && snprintf(mnt, len, "%s", point) < (int)len)
-			found = 0;
-	}
-	fclose(f);
-	return found;
-}
-
-/* Leave every cgroup/v1 hierarchy where this process sits in a Slurm job
- * (".../uid_U/job_J/step_S/..."): proctrack/cgroup kills what is left in
- * the step's freezer cgroup when the step ends, and a process left there
- * keeps the job's cgroups from being removed.  The sender moves up to
- * Slurm's root for the node (the part before "/uid_", e.g. /slurm_n1),
- * which no step end touches; it lives at most flush_budget_ms + 2 s
- * there.  cgroup v2 ("0::") is left alone (not tested here; docs/admin.md).
- * Root only; every failure leaves the process where it is. */
-static void _leave_job_cgroups(void)
-{
-	char line[1024], mnt[512], path[1024], pid[32];
-	FILE *f;
-
-	if (geteuid() != 0 || !(f = fopen("/proc/self/cgroup", "re")))
-		return;
-	snprintf(pid, sizeof(pid), "%ld", (long)getpid());
-	while (fgets(line, sizeof(line), f)) {
-		char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-		char *cg, *cut;
-		int fd;
-
-		if (!c2 || c2 == c1 + 1)
-			continue; /* v2 or malformed */
-		*c2 = '\0';
-		cg = c2 + 1;
-		cg[strcspn(cg, "\n")] = '\0';
-		if (!strstr(cg, "/job_") || strstr(cg, ".."))
-			continue;
-		cut = strstr(cg, "/uid_");
-		if (!cut)
-			cut = strstr(cg, "/job_");
-		*cut = '\0';
-		if (_cgroup_mount(c1 + 1, mnt, sizeof(mnt)) ||
-		    snprintf(path, sizeof(path), "%s%s/cgroup.procs", mnt, cg) >=
-			    (int)sizeof(path))
-			continue;
-		fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd >= 0) {
-			if (write(fd, pid, strlen(pid)) < 0) {
-				/* stays where it was: best effort */
-			}
-			close(fd);
-		}
-	}
-	fclose(f);
-}
-
 int rs_metrics_spawn_flush(const rs_metrics_conf_t *conf, rs_err_t *err)
 {
-	pid_t pid, w;
-	int status;
+	long budget = conf->budget_ms > 0 ? conf->budget_ms : RS_METRICS_DEFAULT_BUDGET_MS;
+	char *argv[40], buf[8192], b[32];
+	const char *cmd = conf->flush_cmd ? conf->flush_cmd : RS_BINDIR "/slurm-resilience";
+	int rc;
 
-	pid = fork();
-	if (pid < 0)
-		return rs_err_set(err, errno, "metrics: background send not started (fork: %s); "
-				  "the spool keeps the event for the next flush", strerror(errno));
-	if (pid == 0) {
-		/* First child: new session (no controlling terminal, out of the
-		 * caller's process group so a signal to the group misses it),
-		 * fork again so the flusher is not our child (no zombie left
-		 * in the caller, nobody waits for it) and leave at once. */
-		setsid();
-		pid = fork();
-		if (pid != 0)
-			_exit(pid < 0 ? 1 : 0);
-		{
-			long budget = conf->budget_ms > 0 ? conf->budget_ms
-							  : RS_METRICS_DEFAULT_BUDGET_MS;
-			char *argv[40], buf[8192], b[32];
-			const char *cmd = conf->flush_cmd ? conf->flush_cmd
-							  : RS_BINDIR "/slurm-resilience";
-			int n;
-
-			snprintf(b, sizeof(b), "%ld", budget);
-			argv[0] = "slurm-resilience";
-			argv[1] = "flush";
-			argv[2] = "--quiet";
-			argv[3] = "--budget-ms";
-			argv[4] = b;
-			n = rs_metrics_conf_args(conf, argv + 5, 35, buf, sizeof(buf));
-			_leave_job_cgroups();
-			rs_privsep_detach(-1);
-			if (n < 0)
-				_exit(1);
-			/* The backstop survives exec: whatever blocks, SIGALRM's
-			 * default action ends the sender 2 s after the budget.
-			 * The sender is the CLI: libcurl is loaded there, never
-			 * in srun or slurmstepd. */
-			alarm((unsigned)((budget + 999) / 1000 + 2));
-			execv(cmd, argv);
-			_exit(127);
-		}
-	}
-	/* Reap the first child, which exits right after its fork.  ECHILD:
-	 * the host reaped it first (slurmstepd may wait for any child). */
-	do {
-		w = waitpid(pid, &status, 0);
-	} while (w < 0 && errno == EINTR);
-	if (w == pid && WIFEXITED(status) && WEXITSTATUS(status) != 0)
-		return rs_err_set(err, EAGAIN, "metrics: background send not started (fork "
-				  "failed); the spool keeps the event for the next flush");
+	snprintf(b, sizeof(b), "%ld", budget);
+	argv[0] = "slurm-resilience";
+	argv[1] = "flush";
+	argv[2] = "--quiet";
+	argv[3] = "--budget-ms";
+	argv[4] = b;
+	if (rs_metrics_conf_args(conf, argv + 5, 35, buf, sizeof(buf)) < 0)
+		return rs_err_set(err, EINVAL, "metrics: background send not started (its "
+				  "arguments do not fit); the spool keeps the event for the next flush");
+	/* Detached, out of the job's cgroups (proctrack/cgroup would kill it
+	 * at the step's end), and the backstop survives exec: whatever
+	 * blocks, SIGALRM's default action ends the sender 2 s after the
+	 * budget.  The sender is the CLI: libcurl is loaded there, never in
+	 * srun or slurmstepd. */
+	rc = rs_privsep_spawn_detached(cmd, argv, (unsigned)((budget + 999) / 1000 + 2));
+	if (rc)
+		return rs_err_set(err, -rc, "metrics: background send not started (%s); "
+				  "the spool keeps the event for the next flush", strerror(-rc));
 	return 0;
 }
 

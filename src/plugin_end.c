@@ -235,10 +235,11 @@ void rs_end_attempt(rs_job_t *j, int wait_status)
 			    "%s: %s", j->job_id, j->f.restart_count + 1,
 			    j->ledger_dir, err.msg);
 
+	/* The line already says why (rs_requeue_summary). */
 	if (pend[0])
-		slurm_info("%s (%s); %s", line, d.why, pend);
+		slurm_info("%s; %s", line, pend);
 	else
-		slurm_info("%s (%s)", line, d.why);
+		slurm_info("%s", line);
 	if (j->metrics_ok && ev.job_id)
 		_submit_metrics(j, &ev, o, exit_code, sig, &d, fin.end);
 	rs_event_free(&ev);

@@ -378,6 +378,94 @@ void rs_privsep_detach(int keep)
 	}
 }
 
+/* The cgroup/v1 mount point of the hierarchy with these controllers
+ * ("freezer", "cpu,cpuacct", "name=systemd"), from mountinfo: "... MOUNT
+ * ... - cgroup SOURCE rw,freezer".  0 or -1. */
+static int _cgroup_mount(const char *ctrls, char *mnt, size_t len)
+{
+	char line[1024];
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	int found = -1;
+
+	if (!f)
+		return -1;
+	while (found && fgets(line, sizeof(line), f)) {
+		char *dash = strstr(line, " - cgroup "), *opts, *save = NULL, *tok;
+		char want[256], point[512];
+		int all = 1;
+
+		if (!dash || sscanf(line, "%*s %*s %*s %*s %511s", point) != 1)
+			continue;
+		opts = strrchr(dash, ' ');
+		if (!opts)
+			continue;
+		opts++;
+		opts[strcspn(opts, "\n")] = '\0';
+		snprintf(want, sizeof(want), "%s", ctrls);
+		for (tok = strtok_r(want, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+			size_t n = strlen(tok);
+			const char *o = opts;
+
+			while ((o = strstr(o, tok)) &&
+			       !((o == opts || o[-1] == ',') && (o[n] == ',' || o[n] == '\0')))
+				o += n;
+			if (!o)
+				all = 0;
+		}
+		if (all && snprintf(mnt, len, "%s", point) < (int)len)
+			found = 0;
+	}
+	fclose(f);
+	return found;
+}
+
+/* Leave every cgroup/v1 hierarchy where this process sits in a Slurm job
+ * (".../uid_U/job_J/step_S/..."): proctrack/cgroup kills what is left in
+ * the step's freezer cgroup when the step ends, and a process left there
+ * keeps the job's cgroups from being removed.  The sender moves up to
+ * Slurm's root for the node (the part before "/uid_", e.g. /slurm_n1),
+ * which no step end touches; it lives at most flush_budget_ms + 2 s
+ * there.  cgroup v2 ("0::") is left alone (not tested here; docs/admin.md).
+ * Root only; every failure leaves the process where it is. */
+void rs_privsep_leave_job_cgroups(void)
+{
+	char line[1024], mnt[512], path[1024], pid[32];
+	FILE *f;
+
+	if (geteuid() != 0 || !(f = fopen("/proc/self/cgroup", "re")))
+		return;
+	snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+	while (fgets(line, sizeof(line), f)) {
+		char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+		char *cg, *cut;
+		int fd;
+
+		if (!c2 || c2 == c1 + 1)
+			continue; /* v2 or malformed */
+		*c2 = '\0';
+		cg = c2 + 1;
+		cg[strcspn(cg, "\n")] = '\0';
+		if (!strstr(cg, "/job_") || strstr(cg, ".."))
+			continue;
+		cut = strstr(cg, "/uid_");
+		if (!cut)
+			cut = strstr(cg, "/job_");
+		*cut = '\0';
+		if (_cgroup_mount(c1 + 1, mnt, sizeof(mnt)) ||
+		    snprintf(path, sizeof(path), "%s%s/cgroup.procs", mnt, cg) >=
+			    (int)sizeof(path))
+			continue;
+		fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0) {
+			if (write(fd, pid, strlen(pid)) < 0) {
+				/* stays where it was: best effort */
+			}
+			close(fd);
+		}
+	}
+	fclose(f);
+}
+
 int rs_privsep_spawn_detached(const char *cmd, char *const argv[], unsigned backstop_s)
 {
 	pid_t pid, w;
@@ -394,6 +482,7 @@ int rs_privsep_spawn_detached(const char *cmd, char *const argv[], unsigned back
 		if (pid != 0)
 			_exit(pid < 0 ? 1 : 0);
 		rs_privsep_detach(-1);
+		rs_privsep_leave_job_cgroups();
 		/* The backstop survives exec. */
 		if (backstop_s)
 			alarm(backstop_s);

@@ -22,6 +22,28 @@ def _slurmd_logs(cluster):
     return "".join(cluster.slurmd_log(n) for n in cluster.nodes)
 
 
+def _spool(cluster):
+    """The node's recorded decisions for this cluster (live and dead), for
+    a failure message."""
+    d = "/var/spool/slurm-resilience/decisions-" + cluster.name
+    out = []
+    for sub in ("", "dead"):
+        p = os.path.join(d, sub)
+        for n in sorted(os.listdir(p)) if os.path.isdir(p) else ():
+            if n.startswith("e-"):
+                with open(os.path.join(p, n), errors="replace") as f:
+                    out.append("%s/%s:\n%s" % (sub or ".", n, f.read()))
+    return "\n".join(out) or "(no decision waiting)"
+
+
+def _wait_requeued(cluster, j, timeout=120):
+    try:
+        cluster.wait_for(lambda: cluster.job(j).get("Restarts") == "1", timeout,
+                         "the recorded requeue to be carried out")
+    except AssertionError as e:
+        raise AssertionError("%s; job %s; spool:\n%s" % (e, cluster.job(j), _spool(cluster)))
+
+
 def _drained(cluster):
     return {n: s for n, s in cluster.node_states().items()
             if "drain" in s or s.startswith("drng") or s.startswith("down")}
@@ -70,8 +92,7 @@ exit 0
         back = time.time()
         # Slurm first ends the job FAILED (the node reports the script's
         # exit), then the applier's next try requeues it.
-        cluster.wait_for(lambda: cluster.job(j).get("Restarts") == "1", 120,
-                         "the recorded requeue to be carried out")
+        _wait_requeued(cluster, j)
         requeued = time.time()
         info = _wait_final(cluster, j, 120)
         status = cluster.run([_cli(cluster), "status", "%s/%d" % (ck, j)],
@@ -130,8 +151,7 @@ exit 0
             logs = _slurmd_logs(cluster)
         finally:
             cluster.start_slurmctld()
-        cluster.wait_for(lambda: cluster.job(j).get("Restarts") == "1", 120,
-                         "the recorded requeue to be carried out")
+        _wait_requeued(cluster, j)
         info = _wait_final(cluster, j, 120)
     took = [int(ms) for ms in
             re.findall(r"job %d: end of attempt took (\d+) ms" % j, logs)]
