@@ -308,7 +308,8 @@ integration: all
 
 # The process-lifetime tests again on ONE cluster with proctrack/cgroup +
 # task/cgroup (cgroup/v1): what the plugin leaves running after a step
-# (supervisor, end-time poller, metrics sender, restore after requeue)
+# (supervisor, end-time poller, metrics sender, restore after requeue,
+# the applier of a decision slurmctld could not take: a 30 s outage here)
 # must survive, or be meant to die, where Slurm kills the step's cgroup.
 # About 4-5 minutes (4m17 here).  One cgroup cluster per machine at a time (a lock).
 CGROUP_TESTS := test_tutorial_job_checkpoints_on_usr1_and_restores or \
@@ -316,12 +317,13 @@ CGROUP_TESTS := test_tutorial_job_checkpoints_on_usr1_and_restores or \
   test_time_limited_job_without_signal_checkpoints_and_continues or \
   test_retry_three_times_then_hold or test_cgroup or \
   test_slurmd_restarted_while_running_and_while_saving or \
-  test_sigkill_mid_save_keeps_previous_generation
+  test_sigkill_mid_save_keeps_previous_generation or \
+  test_failure_while_controller_down_is_requeued_when_it_returns
 .PHONY: integration-cgroup
 check-run: integration-cgroup
 integration-cgroup: all
 	$(if $(filter /usr,$(SLURM_PREFIX)),,PATH=$(SLURM_PREFIX)/bin:$(SLURM_PREFIX)/sbin:$$PATH) \
-	  RS_CGROUP=1 RS_BUILD=$(abspath $(B)) tests/integration/run -k '$(CGROUP_TESTS)'
+	  RS_CGROUP=1 RS_CTLD_OUTAGE=30 RS_BUILD=$(abspath $(B)) tests/integration/run -k '$(CGROUP_TESTS)'
 
 bench: all
 	@set -e; for b in bench/*.sh; do echo "== $$b"; bash $$b; done
