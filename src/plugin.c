@@ -119,6 +119,9 @@ RS_EXPORT int slurm_spank_init(spank_t sp, int ac, char **av)
 	if (!g.pol_ok)
 		slurm_error("resilience: plugstack.conf: bad argument for "
 			    "resilience.so: %s", g.pol_err.msg);
+	/* A job submitted from inside a job asks for resilience itself. */
+	if (ctx == S_CTX_ALLOCATOR)
+		rs_submit_forget_inherited();
 	if (ctx == S_CTX_LOCAL || ctx == S_CTX_ALLOCATOR ||
 	    ctx == S_CTX_REMOTE) {
 		spank_err_t rc = spank_option_register(sp, &rs_option);
