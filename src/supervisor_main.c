@@ -163,6 +163,14 @@ static void _status_append(const rs_supervise_status_t *st)
 
 /* ----------------------------------------------------------- the save --- */
 
+/* The engine's warnings (a part that stands in for an ended task, files
+ * that changed while read, leftovers removed) go to the job's stderr. */
+static void _ckpt_warn(void *arg, const char *msg)
+{
+	(void)arg;
+	_say("%s", msg);
+}
+
 static void _save_child(int wfd)
 {
 	struct save_result res;
@@ -182,6 +190,7 @@ static void _save_child(int wfd)
 	if (getppid() != S.self)
 		_exit(1);
 	close(S.sfd);
+	rs_ckpt_set_warn(_ckpt_warn, NULL);
 	memset(&res, 0, sizeof(res));
 	rs_err_clear(&err);
 	res.rc = rs_ckpt_save(S.o.scratch, S.o.ckpt_dir, S.o.keep, &meta, &res.st, &err);
@@ -585,6 +594,72 @@ static void _check_end_file(void)
 
 /* ------------------------------------------------------------- leaving --- */
 
+/*
+ * A task of a multi-node job that exits (by itself, not killed) while the
+ * job may go on: save its final scratch once, so that the checkpoints the
+ * other nodes still take this attempt are complete without it (ckpt.h,
+ * meta.ended).  Bounded: a save that outlasts max(grace, 10 s), at most
+ * 120 s, is killed (SIGALRM); the task's exit waits for nothing more.
+ */
+static void _final_save(void)
+{
+	rs_ckpt_meta_t meta = {
+		.job_id = S.o.job_id,
+		.attempt = S.o.attempt,
+		.node = S.o.node,
+		.reason = "ended",
+		.part = S.o.part,
+		.nparts = S.o.nparts,
+		.ended = 1,
+	};
+	unsigned bound = S.o.grace > 10 ? (unsigned)S.o.grace : 10;
+	pid_t pid;
+	int ws;
+
+	if (S.o.role != RS_SUPERVISE_SAVER || S.o.nparts < 2 ||
+	    !S.o.ckpt_dir || !S.o.scratch || !S.o.job_id ||
+	    !WIFEXITED(S.app_status))
+		return;
+	if (bound > 120)
+		bound = 120;
+	pid = fork();
+	if (pid < 0) {
+		_say("final checkpoint of this node's scratch: fork: %s",
+		     strerror(errno));
+		return;
+	}
+	if (pid == 0) {
+		rs_ckpt_stats_t st;
+		rs_err_t err;
+		sigset_t one;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		signal(SIGALRM, SIG_DFL);
+		sigemptyset(&one);
+		sigaddset(&one, SIGALRM);
+		sigprocmask(SIG_UNBLOCK, &one, NULL);
+		alarm(bound);
+		close(S.sfd);
+		rs_ckpt_set_warn(_ckpt_warn, NULL);
+		rs_err_clear(&err);
+		if (rs_ckpt_save(S.o.scratch, S.o.ckpt_dir, S.o.keep, &meta,
+				 &st, &err) < 0) {
+			_say("this node's task ended, but its final scratch "
+			     "could not be saved (%s): checkpoints the other "
+			     "nodes take from now on will not be published",
+			     err.msg);
+			_exit(1);
+		}
+		_exit(0);
+	}
+	while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
+		;
+	if (WIFSIGNALED(ws))
+		_say("this node's task ended; saving its final scratch took "
+		     "more than %u s and was stopped: checkpoints the other "
+		     "nodes take from now on will not be published", bound);
+}
+
 static void _leave(void) __attribute__((noreturn));
 static void _leave(void)
 {
@@ -803,5 +878,6 @@ int main(int argc, char **argv)
 				return 1;
 		S.app_status = ws;
 	}
+	_final_save();
 	_leave();
 }

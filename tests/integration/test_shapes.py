@@ -61,3 +61,90 @@ def test_nested_sbatch_is_not_resilient(cluster, plugstack, userdir):
     assert "resilience-supervisor" in out.split("step-parent=")[1].split("\n")[0], out
     assert "child-spank=0" in cluster.output(child), cluster.output(child)
     assert not os.path.exists(os.path.join(userdir, "c-%d" % child))
+
+
+def _ckpt_cli(cluster, *args):
+    """slurm-resilience ckpt ... as the test user (the folder is theirs)."""
+    cli = os.path.join(os.environ.get("RS_BUILD", "build"), "slurm-resilience")
+    return cluster.as_user([cli, "ckpt"] + list(args))
+
+
+# Node 2's task (SLURM_NODEID=1) writes its state and exits early; the
+# other two keep running and checkpoint on USR1.  Attempt 2 prints what
+# each node restored and ends (every task exits by itself).
+EARLY = r"""#!/bin/bash
+srun -N3 -n3 bash -c '
+mkdir -p $RESILIENCE_SCRATCH
+echo "$SLURMD_NODENAME attempt=$RESILIENCE_ATTEMPT restored=${RESILIENCE_RESTORED_FROM:-none} has=$(cat $RESILIENCE_SCRATCH/who 2>/dev/null)"
+if [ $SLURM_NODEID = 1 ]; then
+  echo "final node=$SLURMD_NODENAME attempt=$RESILIENCE_ATTEMPT" > $RESILIENCE_SCRATCH/who
+  echo "$SLURMD_NODENAME ended"; exit 0
+fi
+[ "$RESILIENCE_ATTEMPT" = 2 ] && exit 0
+n=0
+trap "n=\$((n+1)); echo \"node=$SLURMD_NODENAME attempt=\$RESILIENCE_ATTEMPT n=\$n\" > $RESILIENCE_SCRATCH/who; touch $RESILIENCE_CKPT_READY" USR1
+for i in $(seq 1 240); do sleep 0.5; done'
+"""
+
+
+def _parts(path):
+    return sorted(d for d in os.listdir(path)
+                  if d.startswith("node-") and os.path.isdir(os.path.join(path, d)))
+
+
+def _who(ck, k):
+    with open(os.path.join(ck, "latest", "node-%d" % k, "who")) as f:
+        return f.read()
+
+
+def test_task_ending_early_keeps_generations_publishing(cluster, plugstack, userdir):
+    ck = os.path.join(userdir, "ckpt")
+    with plugstack():
+        j = cluster.sbatch(EARLY, [
+            "-N3", "--open-mode=append",
+            "--resilience=ckpt=%s,scratch=%s/early-%%j-%%n,lead=0,grace=20" % (ck, userdir)])
+        cluster.wait_state(j, "RUNNING")
+        cluster.wait_for(lambda: cluster.output(j).count(" attempt=1 restored") == 3
+                         and "n2 ended" in cluster.output(j), 30, "three tasks, n2 ended")
+        # The ended node's final scratch is in place before the warnings.
+        cluster.wait_for(lambda: os.path.isdir(os.path.join(ck, ".staging-j%d-a1-end" % j, "node-1")),
+                         30, "n2's final part")
+        seen = {0: [], 2: []}
+        for n in (1, 2):
+            r = cluster.run(["scancel", "--signal=USR1", str(j)])
+            assert r.returncode == 0
+            cluster.wait_for(lambda: len(_gens(ck)) >= n and
+                             os.path.islink(os.path.join(ck, "latest")) and
+                             os.readlink(os.path.join(ck, "latest")) == "gen-%06d" % n,
+                             30, "generation %d published (latest moves)" % n)
+            assert _parts(os.path.join(ck, "latest")) == ["node-0", "node-1", "node-2"]
+            # The running nodes' state is this warning's (a task may see
+            # USR1 twice: from scancel and from srun): n grows.
+            for k, node in ((0, "n1"), (2, "n3")):
+                who = _who(ck, k)
+                assert who.startswith("node=%s attempt=1 n=" % node), who
+                seen[k].append(int(who.split("n=")[1]))
+                assert len(seen[k]) == 1 or seen[k][-1] > seen[k][-2], seen
+            assert _who(ck, 1) == "final node=n2 attempt=1\n"
+            time.sleep(1)
+        out = cluster.output(j)
+        assert "part 1's task has ended; its final scratch stands in" in out, out
+        # verify reports what staging holds (here: n2's final part).
+        v = _ckpt_cli(cluster, "verify", ck)
+        assert v.returncode == 0, v.stderr
+        assert "staging .staging-j%d-a1-end" % j in v.stderr, v.stderr
+        # Requeue: every node restores, node 2 its final scratch.
+        r = cluster.run(["scontrol", "requeue", str(j)])
+        assert r.returncode == 0, r.stderr
+        assert cluster.wait_done(j, 90)["JobState"] == "COMPLETED"
+    out = cluster.output(j)
+    g2 = "%s/gen-000002" % ck
+    assert "n1 attempt=2 restored=%s has=node=n1 attempt=1 n=%d\n" % (g2, seen[0][-1]) in out, out
+    assert "n2 attempt=2 restored=%s has=final node=n2 attempt=1\n" % g2 in out, out
+    assert "n3 attempt=2 restored=%s has=node=n3 attempt=1 n=%d\n" % (g2, seen[2][-1]) in out, out
+    # Every task of attempt 2 ended: the last one removed the attempt's
+    # staging; attempt 1's went with attempt 2's first save.
+    assert not [d for d in os.listdir(ck) if d.startswith(".staging-")], os.listdir(ck)
+    v = _ckpt_cli(cluster, "verify", ck)
+    assert v.returncode == 0 and "staging" not in v.stderr, v.stderr
+    assert os.readlink(os.path.join(ck, "latest")) == "gen-000002"
