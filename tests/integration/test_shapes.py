@@ -1,5 +1,6 @@
 """Issue 12: job shapes. A job submitted from inside a resilient job; a
 multi-node job whose task on one node ends early."""
+import json
 import os
 import time
 
@@ -148,3 +149,53 @@ def test_task_ending_early_keeps_generations_publishing(cluster, plugstack, user
     v = _ckpt_cli(cluster, "verify", ck)
     assert v.returncode == 0 and "staging" not in v.stderr, v.stderr
     assert os.readlink(os.path.join(ck, "latest")) == "gen-000002"
+
+
+# A resilient job in preempt-low (GraceTime=20, PreemptMode=REQUEUE): the
+# application saves its step counter when told (USR1) and resumes from it.
+PREEMPTED = r"""#!/bin/bash
+trap 'echo "usr1 attempt=$RESILIENCE_ATTEMPT"; echo "step=$STEP" > "$RESILIENCE_SCRATCH/model.state"; touch "$RESILIENCE_CKPT_READY"' USR1
+trap 'echo "term attempt=$RESILIENCE_ATTEMPT"' TERM
+echo "attempt=$RESILIENCE_ATTEMPT restored=${RESILIENCE_RESTORED_FROM:-none} retries_left=$RESILIENCE_RETRIES_LEFT"
+STEP=0
+[ -f "$RESILIENCE_SCRATCH/model.state" ] && . "$RESILIENCE_SCRATCH/model.state" && echo "resumed-from=$step" && STEP=$step
+[ "$RESILIENCE_ATTEMPT" = 2 ] && exit 0
+for i in $(seq 1 400); do STEP=$((STEP+1)); sleep 0.25; done
+"""
+
+
+def _preempt(cluster, j):
+    """Submit the preemptor (preempt-high, same node); return its id and
+    the time it was submitted."""
+    t0 = time.time()
+    hi = cluster.sbatch("#!/bin/bash\nsleep 3\n",
+                        ["-p", "preempt-high", "--exclusive", "-J", "preemptor"])
+    return hi, t0
+
+
+def test_preempted_with_user_signal_checkpoints_and_continues(cluster, plugstack, userdir):
+    ck = os.path.join(userdir, "ckpt")
+    with plugstack():
+        j = cluster.sbatch(PREEMPTED, [
+            "-p", "preempt-low", "--exclusive", "--requeue", "--open-mode=append",
+            "--signal=B:USR1@5",
+            "--resilience=ckpt=%s,scratch=%s/p-%%j,lead=0,grace=10,retries=2" % (ck, userdir)])
+        cluster.wait_for(lambda: "attempt=1" in cluster.output(j), 30, "attempt 1")
+        time.sleep(2)
+        hi, t0 = _preempt(cluster, j)
+        cluster.wait_for(lambda: os.path.islink(os.path.join(ck, "latest")), 25,
+                         "a checkpoint in the grace time")
+        saved_after = time.time() - t0
+        cluster.wait_for(lambda: "attempt=2" in cluster.output(j), 120, "attempt 2")
+        assert cluster.wait_done(j, 60)["JobState"] == "COMPLETED"
+        cluster.wait_done(hi)
+    out = cluster.output(j)
+    with open(os.path.join(ck, "latest", "node-0", "model.state")) as f:
+        step = f.read().strip().split("=")[1]
+    assert "usr1 attempt=1" in out, out
+    assert "attempt=2 restored=%s/gen-000001 retries_left=2" % ck in out, out
+    assert "resumed-from=%s" % step in out, out
+    m = json.load(open(os.path.join(ck, "manifest.json")))
+    g = m["generations"][-1]
+    assert (g["gen"], g["attempt"], g["reason"]) == (1, 1, "signal"), g
+    print("checkpoint %.1f s after the preemptor was submitted" % saved_after)
