@@ -61,6 +61,7 @@ static struct {
 	double save_t0;
 	double end_unix;      /* last end time seen (0 = unknown) */
 	double next_end_check;
+	double fast_until;    /* re-read the end-time file often until then */
 	int status_warned;    /* one complaint about the status file is enough */
 } S = { .sfd = -1, .save_fd = -1 };
 
@@ -514,6 +515,34 @@ static void _forward(const struct signalfd_siginfo *si)
 	}
 }
 
+/*
+ * SIGTERM may be Slurm's preemption notice (GraceTime: TERM, and the end
+ * time moved to now + GraceTime).  Ask the end-time poller to look now
+ * (a byte into its FIFO, END_FILE.poke, made by `slurm-resilience
+ * poll-end`) and re-read the end-time file every 0.25 s for 10 s, so the
+ * lead warning of the shortened window comes within about a second, not a
+ * poll period later (supervise.h, rs_supervise_sm_set_end).
+ */
+static void _poke_poller(void)
+{
+	char p[PATH_MAX];
+	struct stat st;
+	int fd;
+
+	if (!S.o.end_time_file || S.o.lead <= 0 || S.app_done ||
+	    snprintf(p, sizeof(p), "%s.poke", S.o.end_time_file) >= (int)sizeof(p))
+		return;
+	fd = open(p, O_WRONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0) {
+		/* A full FIFO means a poke is pending anyway. */
+		if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode))
+			(void)!write(fd, "p", 1);
+		close(fd);
+	}
+	S.fast_until = _mono() + 10;
+	S.next_end_check = _mono() + 0.25;
+}
+
 static void _on_signal(const struct signalfd_siginfo *si)
 {
 	int sig = (int)si->ssi_signo;
@@ -541,8 +570,10 @@ static void _on_signal(const struct signalfd_siginfo *si)
 		}
 	}
 	_forward(si);
-	if (sig == SIGTERM)
+	if (sig == SIGTERM) {
 		_feed(RS_SUPERVISE_EV_TERM);
+		_poke_poller();
+	}
 }
 
 static void _read_signals(void)
@@ -574,7 +605,7 @@ static void _check_end_file(void)
 	ssize_t n;
 	int fd;
 
-	S.next_end_check = _mono() + END_FILE_POLL_S;
+	S.next_end_check = _mono() + (_mono() < S.fast_until ? 0.25 : END_FILE_POLL_S);
 	fd = open(S.o.end_time_file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return; /* not written yet: keep what we know */
@@ -587,8 +618,15 @@ static void _check_end_file(void)
 		return; /* half-written or garbage: try again next time */
 	/* Convert only on change: re-converting each time would jitter. */
 	if (end != S.end_unix) {
+		int was = S.sm.preempted;
+
 		S.end_unix = end;
 		rs_supervise_sm_set_end(&S.sm, _end_mono(end));
+		if (S.sm.preempted && !was)
+			_say("SIGTERM came with the end time moved %.0f s ahead "
+			     "(preemption with GraceTime): this is a notice, "
+			     "the checkpoint lead applies to the new end",
+			     end - _real());
 	}
 }
 

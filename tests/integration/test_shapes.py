@@ -199,3 +199,44 @@ def test_preempted_with_user_signal_checkpoints_and_continues(cluster, plugstack
     g = m["generations"][-1]
     assert (g["gen"], g["attempt"], g["reason"]) == (1, 1, "signal"), g
     print("checkpoint %.1f s after the preemptor was submitted" % saved_after)
+
+
+def test_preempted_with_gracetime_only_reacts_within_seconds(cluster, plugstack, userdir):
+    """No --signal: Slurm sends SIGCONT+SIGTERM and moves the end time to
+    now + GraceTime (20 s), then requeues the job (REQUEUE mode).  Before,
+    that TERM disarmed the lead for good: no checkpoint at all.  Now the
+    TERM pokes the end-time poller, the shorter end re-arms the lead, and
+    the checkpoint comes within seconds.  (The test cluster's poller asks
+    every 2 s anyway, so this does not measure the poke against a 30 s
+    period.)"""
+    ck = os.path.join(userdir, "ckpt")
+    if True:
+        with plugstack():
+            j = cluster.sbatch(PREEMPTED, [
+                "-p", "preempt-low", "--exclusive", "--requeue", "--open-mode=append",
+                "--time=10",
+                "--resilience=ckpt=%s,scratch=%s/g-%%j,lead=60,grace=10,retries=2" % (ck, userdir)])
+            cluster.wait_for(lambda: "attempt=1" in cluster.output(j), 30, "attempt 1")
+            time.sleep(2)
+            hi, t0 = _preempt(cluster, j)
+            try:
+                cluster.wait_for(lambda: os.path.islink(os.path.join(ck, "latest")), 25,
+                                 "a checkpoint in the grace time")
+            except AssertionError:
+                print(cluster.output(j))
+                print(os.popen("ls -la /run/slurm-resilience/u%d" % cluster.user.pw_uid).read())
+                raise
+            reacted = time.time() - t0
+            cluster.wait_for(lambda: "attempt=2" in cluster.output(j), 120, "attempt 2")
+            assert cluster.wait_done(j, 60)["JobState"] == "COMPLETED"
+            cluster.wait_done(hi)
+    out = cluster.output(j)
+    print("GraceTime preemption: checkpoint %.1f s after the preemptor was submitted" % reacted)
+    with open(os.path.join(ck, "latest", "node-0", "model.state")) as f:
+        step = f.read().strip().split("=")[1]
+    assert "term attempt=1" in out and "usr1 attempt=1" in out, out
+    assert "attempt=2 restored=%s/gen-000001 retries_left=2" % ck in out, out
+    assert "resumed-from=%s" % step in out, out
+    g = json.load(open(os.path.join(ck, "manifest.json")))["generations"][-1]
+    assert (g["gen"], g["attempt"], g["reason"]) == (1, 1, "lead"), g
+    assert reacted < 8, "checkpoint %.1f s after preemption" % reacted
