@@ -47,6 +47,12 @@ typedef struct rs_ckpt_meta {
 	const char *reason;   /* "signal", "lead", "periodic", "manual" ... */
 	unsigned part;        /* this node's index, 0..nparts-1 */
 	unsigned nparts;      /* number of nodes taking part (>= 1) */
+	int ended;            /* nparts > 1: this node's task has exited; save
+	                       * its final scratch into .staging-j<job>-a<att>-end
+	                       * (seq not needed).  Later generations of the
+	                       * attempt take this part from there, and the
+	                       * last node to end removes the attempt's
+	                       * staging (docs/checkpoint.md). */
 } rs_ckpt_meta_t;
 
 /* What a save or restore did. */

@@ -195,6 +195,7 @@ typedef struct rs_supervise_sm {
 	int lead_done;            /* the self-timed warning fired (or was
 	                           * covered by a sequence already running) */
 	int term;                 /* SIGTERM seen: no new self-timed sequence */
+	int preempted;            /* a TERM came with an earlier end: GraceTime */
 	int app_gone;             /* the application has exited */
 	double next_periodic;     /* next periodic tick, 0 = off */
 } rs_supervise_sm_t;
@@ -226,7 +227,8 @@ rs_supervise_action_t rs_supervise_sm_event(rs_supervise_sm_t *sm,
 					    double now);
 
 /* The job's end moved (end on the machine's clock, 0 = unknown).  Moving it
- * later re-arms the lead warning. */
+ * later re-arms the lead warning; so does moving it earlier after a
+ * SIGTERM (preemption with GraceTime: TERM, then the end at now + grace). */
 void rs_supervise_sm_set_end(rs_supervise_sm_t *sm, double end);
 
 /* When the machine next needs an EV_TICK: an absolute time, or 0 if nothing

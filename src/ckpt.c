@@ -33,6 +33,7 @@
 #define STAGING       ".staging-"
 #define STAGING_SOLO  ".staging-solo-"
 #define STAGING_JOB   ".staging-j"
+#define ENDED_SUFFIX  "-end"
 #define TRASH         ".trash-"
 #define GEN_MAX       999999L
 #define NPARTS_MAX    100000u
@@ -455,6 +456,7 @@ static int _set_latest(int cfd, const char *dir_path, const char *target,
  * single-part staging: .staging-solo-<pid>-<host>. */
 struct stg_key {
 	int solo;
+	int ended;               /* .staging-j<job>-a<attempt>-end */
 	char job[128];
 	unsigned long attempt, seq;
 	long pid;
@@ -485,6 +487,10 @@ static int _parse_staging(const char *name, struct stg_key *k)
 	memcpy(k->job, p, (size_t)(a - p));
 	k->job[a - p] = '\0';
 	k->attempt = strtoul(a + 2, &end, 10);
+	if (end != a + 2 && !strcmp(end, ENDED_SUFFIX)) {
+		k->ended = 1;
+		return 0;
+	}
 	if (end == a + 2 || strncmp(end, "-s", 2))
 		return -1;
 	p = end + 2;
@@ -571,8 +577,9 @@ static int _stale(struct ctx *c, const char *name, time_t now)
 		if (!k.solo && c->job[0] && !strcmp(k.job, c->job)) {
 			if (k.attempt < c->attempt)
 				return 1;
+			/* The ended parts stay for later seqs. */
 			if (c->publishing && k.attempt == c->attempt &&
-			    k.seq < c->seq)
+			    !k.ended && k.seq < c->seq)
 				return 1;
 		}
 	}
@@ -1030,6 +1037,169 @@ static enum rs_ckpt_sync _sync_mode(void)
 	return RS_CKPT_SYNC_SYNCFS;
 }
 
+/*
+ * Tasks that end early (lock held).  A node whose task has exited saved
+ * its final scratch as part P of .staging-j<job>-a<attempt>-end; every
+ * later checkpoint of the attempt takes part P from there (hard links,
+ * so it costs no data) instead of waiting for a node that will never
+ * write it.  Fills the parts of staging `stgfd` that are missing and
+ * present in the ended folder; returns how many, or -errno.
+ */
+static int _fill_ended(struct ctx *c, int stgfd, const char *stg_path,
+		       unsigned nparts, rs_err_t *err)
+{
+	char ended[NAME_MAX + 1], part[32], tmp[64], side[40];
+	int efd, filled = 0, rc = 0;
+
+	snprintf(ended, sizeof(ended), STAGING_JOB "%s-a%lu" ENDED_SUFFIX,
+		 c->job, c->attempt);
+	efd = openat(c->cfd, ended, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		     O_CLOEXEC);
+	if (efd < 0)
+		return 0;
+	for (unsigned p = 0; p < nparts && rc == 0; p++) {
+		rs_ckpt_tree_opts_t o = { .prev_fd = -1 };
+		rs_ckpt_stats_t st;
+		int src = -1, dst = -1;
+
+		snprintf(part, sizeof(part), "node-%u", p);
+		snprintf(side, sizeof(side), "node-%u.json", p);
+		if (_is_dir_at(stgfd, part) || !_is_dir_at(efd, part))
+			continue;
+		snprintf(tmp, sizeof(tmp), "node-%u.tmp-%ld-fill", p,
+			 (long)getpid());
+		rs_ckpt_tree_remove(stgfd, tmp, NULL);
+		unlinkat(stgfd, side, 0);
+		if (linkat(efd, side, stgfd, side, 0) < 0) {
+			rc = rs_err_set(err, errno, "checkpoint: link %s/%s/%s "
+					"into %s: %s", c->dir_path, ended, side,
+					stg_path, strerror(errno));
+			break;
+		}
+		src = openat(efd, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+			     O_CLOEXEC);
+		if (src < 0 || mkdirat(stgfd, tmp, 0700) < 0 ||
+		    (dst = openat(stgfd, tmp, O_RDONLY | O_DIRECTORY |
+				  O_NOFOLLOW | O_CLOEXEC)) < 0) {
+			rc = rs_err_set(err, errno, "checkpoint: %s/%s: %s",
+					stg_path, tmp, strerror(errno));
+		} else {
+			memset(&st, 0, sizeof(st));
+			o.prev_fd = src;    /* same tree: every file links */
+			o.sync = _sync_mode();
+			o.dst_fresh = 1;
+			o.set_root_attrs = 1;
+			rc = rs_ckpt_tree_copy(src, dst, ended, tmp, &o, &st,
+					       err);
+			if (rc == 0 && renameat(stgfd, tmp, stgfd, part) < 0)
+				rc = rs_err_set(err, errno, "checkpoint: rename "
+						"%s/%s: %s", stg_path, tmp,
+						strerror(errno));
+		}
+		if (src >= 0)
+			close(src);
+		if (dst >= 0)
+			close(dst);
+		if (rc < 0) {
+			rs_ckpt_tree_remove(stgfd, tmp, NULL);
+			break;
+		}
+		filled++;
+		rs_ckpt_warn("checkpoint %s: part %u's task has ended; its "
+			     "final scratch stands in for it in %s", c->dir_path,
+			     p, stg_path);
+	}
+	close(efd);
+	if (rc == 0 && filled && fsync(stgfd) < 0)
+		rc = rs_err_set(err, errno, "checkpoint: fsync %s: %s",
+				stg_path, strerror(errno));
+	return rc < 0 ? rc : filled;
+}
+
+/* 1 if every part 0..nparts-1 is complete in staging stgfd. */
+static int _all_parts(int stgfd, unsigned nparts)
+{
+	char f[32];
+
+	for (unsigned p = 0; p < nparts; p++) {
+		snprintf(f, sizeof(f), "node-%u", p);
+		if (!_is_dir_at(stgfd, f))
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * After a node saved its final part (lock held): the newest pending
+ * checkpoint of the attempt may now be complete (the other nodes finished
+ * it while this one was still ending): publish it.  If every node's task
+ * has ended, the attempt is over: its staging and the ended folder go.
+ */
+static int _after_ended(struct ctx *c, const char *ended, int endfd,
+			unsigned nparts, unsigned keep, rs_ckpt_stats_t *stats,
+			rs_err_t *err)
+{
+	char best[NAME_MAX + 1] = "", path[PATH_MAX];
+	unsigned long best_seq = 0;
+	struct names all = { 0 };
+	struct stg_key k;
+	struct dirent *de;
+	int fd, rc = 0;
+	DIR *d;
+
+	fd = openat(c->cfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return rs_err_set(err, errno, "list %s: %s", c->dir_path,
+				  strerror(errno));
+	}
+	while ((de = readdir(d)))
+		if (_parse_staging(de->d_name, &k) == 0 && !k.solo &&
+		    !k.ended && !strcmp(k.job, c->job) &&
+		    k.attempt == c->attempt) {
+			_names_add(&all, de->d_name);
+			if (k.seq > best_seq) {
+				best_seq = k.seq;
+				snprintf(best, sizeof(best), "%s", de->d_name);
+			}
+		}
+	closedir(d);
+	if (best[0]) {
+		int sfd = openat(c->cfd, best, O_RDONLY | O_DIRECTORY |
+				 O_NOFOLLOW | O_CLOEXEC);
+
+		snprintf(path, sizeof(path), "%s/%s", c->dir_path, best);
+		if (sfd >= 0) {
+			rc = _fill_ended(c, sfd, path, nparts, err);
+			if (rc >= 0 && _all_parts(sfd, nparts)) {
+				long gen = -1;
+
+				c->seq = best_seq;
+				c->own_staging = best;
+				rc = _publish(c, best, keep, &gen, err);
+				if (rc == 0) {
+					stats->gen = gen;
+					stats->published = 1;
+				}
+			}
+			close(sfd);
+		}
+	}
+	if (rc >= 0 && _all_parts(endfd, nparts)) {
+		/* Every node's task has ended: nothing of this attempt can
+		 * complete any more. */
+		for (size_t i = 0; i < all.n; i++)
+			if (_is_dir_at(c->cfd, all.v[i]))
+				_trash(c->cfd, c->dir_path, all.v[i], &c->trash,
+				       NULL);
+		_trash(c->cfd, c->dir_path, ended, &c->trash, NULL);
+	}
+	_names_free(&all);
+	return rc < 0 ? rc : 0;
+}
+
 int rs_ckpt_save(const char *scratch, const char *ckpt_dir, unsigned keep,
 		 const rs_ckpt_meta_t *meta, rs_ckpt_stats_t *stats,
 		 rs_err_t *err)
@@ -1069,14 +1239,15 @@ int rs_ckpt_save(const char *scratch, const char *ckpt_dir, unsigned keep,
 		return rs_err_set(err, EINVAL, "checkpoint %s: part %u of %u "
 				  "parts is out of range", ckpt_dir, m.part,
 				  m.nparts);
-	if (m.nparts > 1 && (!m.job_id || !*m.job_id || m.seq < 1))
+	if (m.nparts > 1 && (!m.job_id || !*m.job_id ||
+			     (m.seq < 1 && !m.ended)))
 		return rs_err_set(err, EINVAL, "checkpoint %s: a checkpoint in "
 				  "%u parts needs a job id and a seq >= 1 to "
 				  "pair its parts", ckpt_dir, m.nparts);
 	_hostname(c.host, sizeof(c.host));
 	_sanitize(c.job, sizeof(c.job), m.job_id);
 	c.attempt = m.attempt;
-	c.seq = m.seq;
+	c.seq = m.ended ? 0 : m.seq;
 
 	/* The user's own folder, not one another user planted where it
 	 * would be (issue #11): reading theirs would save their files into
@@ -1096,7 +1267,10 @@ int rs_ckpt_save(const char *scratch, const char *ckpt_dir, unsigned keep,
 	/* Names are bounded (job id and host at 63 bytes each), paths are
 	 * only for messages; a path too long to print is still an error
 	 * rather than a misleading message. */
-	if (m.nparts > 1)
+	if (m.nparts > 1 && m.ended)
+		snprintf(stg, sizeof(stg), STAGING_JOB "%s-a%u" ENDED_SUFFIX,
+			 c.job, m.attempt);
+	else if (m.nparts > 1)
 		snprintf(stg, sizeof(stg), STAGING_JOB "%s-a%u-s%u", c.job,
 			 m.attempt, m.seq);
 	else
@@ -1212,6 +1386,12 @@ int rs_ckpt_save(const char *scratch, const char *ckpt_dir, unsigned keep,
 			      &lfd, err);
 	if (rc < 0)
 		goto out;
+	if (m.ended) {
+		if (!_is_dir_at(c.cfd, stg))
+			goto out;  /* the attempt's last ender cleaned up */
+		rc = _after_ended(&c, stg, stgfd, m.nparts, keep, stats, err);
+		goto out;
+	}
 	if (!_is_dir_at(c.cfd, stg)) {
 		/* Only two ways: another part published it (then the
 		 * manifest has its record) or it was removed as stale. */
@@ -1220,12 +1400,12 @@ int rs_ckpt_save(const char *scratch, const char *ckpt_dir, unsigned keep,
 			stats->gen = gen;
 		goto out;
 	}
-	for (unsigned p = 0; p < m.nparts; p++) {
-		char f[32];
-		snprintf(f, sizeof(f), "node-%u", p);
-		if (!_is_dir_at(stgfd, f))
-			goto out;  /* not the last part: someone else publishes */
-	}
+	if (m.nparts > 1 &&
+	    (rc = _fill_ended(&c, stgfd, stg_path, m.nparts, err)) < 0)
+		goto out;
+	rc = 0;
+	if (!_all_parts(stgfd, m.nparts))
+		goto out;  /* not the last part: someone else publishes */
 	rc = _publish(&c, stg, keep, &gen, err);
 	if (rc < 0)
 		goto out;
@@ -1427,6 +1607,64 @@ out:
 
 /* ------------------------------------------------------------- verify -- */
 
+/*
+ * Report what is left in staging: never restored, so not an
+ * inconsistency, but space, and a sign of a save that never completed.
+ * A multi-part staging of an attempt older than one recorded in the
+ * manifest for the same job is abandoned for sure (that attempt is over).
+ */
+static void _verify_staging(int cfd, const char *ckpt_dir, json_object *gens)
+{
+	struct dirent *de;
+	struct stg_key k;
+	time_t now = time(NULL);
+	int fd = openat(cfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((de = readdir(d))) {
+		int64_t newer = 0;
+
+		if (strncmp(de->d_name, STAGING, strlen(STAGING)))
+			continue;
+		if (_parse_staging(de->d_name, &k) == 0 && !k.solo) {
+			for (size_t i = 0; i < json_object_array_length(gens);
+			     i++) {
+				json_object *r = json_object_array_get_idx(gens,
+									   i);
+				const char *j = _jstr(r, "job_id");
+				char sj[64];
+
+				_sanitize(sj, sizeof(sj), j);
+				if (j && !strcmp(sj, k.job) &&
+				    _jint(r, "attempt", 0) > (int64_t)k.attempt &&
+				    _jint(r, "attempt", 0) > newer)
+					newer = _jint(r, "attempt", 0);
+			}
+		}
+		if (newer)
+			rs_ckpt_warn("verify %s: abandoned staging %s: attempt "
+				     "%lu of job %s is over (attempt %lld "
+				     "saved since); never restored, removed by "
+				     "the next save of that job", ckpt_dir,
+				     de->d_name, k.attempt, k.job,
+				     (long long)newer);
+		else
+			rs_ckpt_warn("verify %s: staging %s: a save in "
+				     "progress or abandoned (last change %lld s "
+				     "ago); never restored, removed by a later "
+				     "save of the same job or after "
+				     "RS_CKPT_STALE_SECONDS", ckpt_dir,
+				     de->d_name, (long long)_staging_age(cfd,
+				     de->d_name, now));
+	}
+	closedir(d);
+}
+
 int rs_ckpt_verify(const char *ckpt_dir, rs_err_t *err)
 {
 	json_object *root = NULL, *gens;
@@ -1497,6 +1735,7 @@ int rs_ckpt_verify(const char *ckpt_dir, rs_err_t *err)
 		rs_ckpt_warn("verify %s: %s is committed but not yet recorded "
 			     "in the manifest (the next save records it)",
 			     ckpt_dir, name);
+	_verify_staging(cfd, ckpt_dir, gens);
 out:
 	json_object_put(root);
 	close(cfd);

@@ -127,6 +127,9 @@ RS_EXPORT int slurm_spank_init(spank_t sp, int ac, char **av)
 			   SLURM_VERSION_MAJOR(SLURM_VERSION_NUMBER),
 			   SLURM_VERSION_MINOR(SLURM_VERSION_NUMBER),
 			   SLURM_VERSION_MICRO(SLURM_VERSION_NUMBER));
+	/* A job submitted from inside a job asks for resilience itself. */
+	if (ctx == S_CTX_ALLOCATOR)
+		rs_submit_forget_inherited();
 	if (ctx == S_CTX_LOCAL || ctx == S_CTX_ALLOCATOR ||
 	    ctx == S_CTX_REMOTE) {
 		spank_err_t rc = spank_option_register(sp, &rs_option);

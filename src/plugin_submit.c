@@ -88,3 +88,56 @@ uint32_t rs_submit_time_limit(void)
 			return secs;
 	return 0;
 }
+
+/* Is `name` (len bytes) a SPANK option variable of --resilience? */
+static int _inherited_name(const char *name, size_t len)
+{
+	static const char *const pre[] = { "_SLURM_SPANK_OPTION_",
+		"SPANK__SLURM_SPANK_OPTION_",
+		"SLURM_SPANK__SLURM_SPANK_OPTION_" };
+	static const char opt[] = "_resilience";
+	size_t i, ol = sizeof(opt) - 1;
+
+	for (i = 0; i < sizeof(pre) / sizeof(pre[0]); i++) {
+		size_t pl = strlen(pre[i]);
+
+		if (len >= pl + ol && !strncmp(name, pre[i], pl) &&
+		    !strncmp(name + len - ol, opt, ol))
+			return 1;
+	}
+	return 0;
+}
+
+int rs_submit_forget_inherited(void)
+{
+	extern char **environ;
+	char name[256];
+	int n = 0, again = 1;
+
+	/* Outside a job, SLURM_SPANK__... is the user's own (Slurm's
+	 * documented way to give a SPANK option from the environment). */
+	if (!getenv("SLURM_JOB_ID"))
+		return 0;
+	/* unsetenv() changes environ: start over after each removal. */
+	while (again) {
+		char **e;
+
+		again = 0;
+		for (e = environ; e && *e; e++) {
+			const char *eq = strchr(*e, '=');
+			size_t len = eq ? (size_t)(eq - *e) : 0;
+
+			if (!eq || len >= sizeof(name) ||
+			    !_inherited_name(*e, len))
+				continue;
+			memcpy(name, *e, len);
+			name[len] = '\0';
+			if (unsetenv(name) == 0) {
+				n++;
+				again = 1;
+				break;
+			}
+		}
+	}
+	return n;
+}

@@ -523,6 +523,17 @@ void rs_supervise_sm_set_end(rs_supervise_sm_t *sm, double end)
 		sm->warned = 0;
 		sm->lead_done = 0;
 	}
+	/* Earlier by a second or more after a SIGTERM: Slurm's preemption
+	 * with GraceTime sends SIGCONT and SIGTERM and moves the end to now +
+	 * GraceTime (slurm.conf(5), GraceTime).  That TERM is a notice, not
+	 * the end: the new window's lead warning still comes.  A time limit
+	 * or scancel sends TERM without moving the end earlier. */
+	if (sm->term && sm->end > 0 && end <= sm->end - 1) {
+		sm->term = 0;
+		sm->warned = 0;
+		sm->lead_done = 0;
+		sm->preempted = 1;
+	}
 	sm->end = end;
 }
 

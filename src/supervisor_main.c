@@ -61,6 +61,7 @@ static struct {
 	double save_t0;
 	double end_unix;      /* last end time seen (0 = unknown) */
 	double next_end_check;
+	double fast_until;    /* re-read the end-time file often until then */
 	int status_warned;    /* one complaint about the status file is enough */
 } S = { .sfd = -1, .save_fd = -1 };
 
@@ -163,6 +164,14 @@ static void _status_append(const rs_supervise_status_t *st)
 
 /* ----------------------------------------------------------- the save --- */
 
+/* The engine's warnings (a part that stands in for an ended task, files
+ * that changed while read, leftovers removed) go to the job's stderr. */
+static void _ckpt_warn(void *arg, const char *msg)
+{
+	(void)arg;
+	_say("%s", msg);
+}
+
 static void _save_child(int wfd)
 {
 	struct save_result res;
@@ -182,6 +191,7 @@ static void _save_child(int wfd)
 	if (getppid() != S.self)
 		_exit(1);
 	close(S.sfd);
+	rs_ckpt_set_warn(_ckpt_warn, NULL);
 	memset(&res, 0, sizeof(res));
 	rs_err_clear(&err);
 	res.rc = rs_ckpt_save(S.o.scratch, S.o.ckpt_dir, S.o.keep, &meta, &res.st, &err);
@@ -505,6 +515,34 @@ static void _forward(const struct signalfd_siginfo *si)
 	}
 }
 
+/*
+ * SIGTERM may be Slurm's preemption notice (GraceTime: TERM, and the end
+ * time moved to now + GraceTime).  Ask the end-time poller to look now
+ * (a byte into its FIFO, END_FILE.poke, made by `slurm-resilience
+ * poll-end`) and re-read the end-time file every 0.25 s for 10 s, so the
+ * lead warning of the shortened window comes within about a second, not a
+ * poll period later (supervise.h, rs_supervise_sm_set_end).
+ */
+static void _poke_poller(void)
+{
+	char p[PATH_MAX];
+	struct stat st;
+	int fd;
+
+	if (!S.o.end_time_file || S.o.lead <= 0 || S.app_done ||
+	    snprintf(p, sizeof(p), "%s.poke", S.o.end_time_file) >= (int)sizeof(p))
+		return;
+	fd = open(p, O_WRONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0) {
+		/* A full FIFO means a poke is pending anyway. */
+		if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode))
+			(void)!write(fd, "p", 1);
+		close(fd);
+	}
+	S.fast_until = _mono() + 10;
+	S.next_end_check = _mono() + 0.25;
+}
+
 static void _on_signal(const struct signalfd_siginfo *si)
 {
 	int sig = (int)si->ssi_signo;
@@ -532,8 +570,10 @@ static void _on_signal(const struct signalfd_siginfo *si)
 		}
 	}
 	_forward(si);
-	if (sig == SIGTERM)
+	if (sig == SIGTERM) {
 		_feed(RS_SUPERVISE_EV_TERM);
+		_poke_poller();
+	}
 }
 
 static void _read_signals(void)
@@ -565,7 +605,7 @@ static void _check_end_file(void)
 	ssize_t n;
 	int fd;
 
-	S.next_end_check = _mono() + END_FILE_POLL_S;
+	S.next_end_check = _mono() + (_mono() < S.fast_until ? 0.25 : END_FILE_POLL_S);
 	fd = open(S.o.end_time_file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return; /* not written yet: keep what we know */
@@ -578,12 +618,85 @@ static void _check_end_file(void)
 		return; /* half-written or garbage: try again next time */
 	/* Convert only on change: re-converting each time would jitter. */
 	if (end != S.end_unix) {
+		int was = S.sm.preempted;
+
 		S.end_unix = end;
 		rs_supervise_sm_set_end(&S.sm, _end_mono(end));
+		if (S.sm.preempted && !was)
+			_say("SIGTERM came with the end time moved %.0f s ahead "
+			     "(preemption with GraceTime): this is a notice, "
+			     "the checkpoint lead applies to the new end",
+			     end - _real());
 	}
 }
 
 /* ------------------------------------------------------------- leaving --- */
+
+/*
+ * A task of a multi-node job that exits (by itself, not killed) while the
+ * job may go on: save its final scratch once, so that the checkpoints the
+ * other nodes still take this attempt are complete without it (ckpt.h,
+ * meta.ended).  Bounded: a save that outlasts max(grace, 10 s), at most
+ * 120 s, is killed (SIGALRM); the task's exit waits for nothing more.
+ */
+static void _final_save(void)
+{
+	rs_ckpt_meta_t meta = {
+		.job_id = S.o.job_id,
+		.attempt = S.o.attempt,
+		.node = S.o.node,
+		.reason = "ended",
+		.part = S.o.part,
+		.nparts = S.o.nparts,
+		.ended = 1,
+	};
+	unsigned bound = S.o.grace > 10 ? (unsigned)S.o.grace : 10;
+	pid_t pid;
+	int ws;
+
+	if (S.o.role != RS_SUPERVISE_SAVER || S.o.nparts < 2 ||
+	    !S.o.ckpt_dir || !S.o.scratch || !S.o.job_id ||
+	    !WIFEXITED(S.app_status))
+		return;
+	if (bound > 120)
+		bound = 120;
+	pid = fork();
+	if (pid < 0) {
+		_say("final checkpoint of this node's scratch: fork: %s",
+		     strerror(errno));
+		return;
+	}
+	if (pid == 0) {
+		rs_ckpt_stats_t st;
+		rs_err_t err;
+		sigset_t one;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		signal(SIGALRM, SIG_DFL);
+		sigemptyset(&one);
+		sigaddset(&one, SIGALRM);
+		sigprocmask(SIG_UNBLOCK, &one, NULL);
+		alarm(bound);
+		close(S.sfd);
+		rs_ckpt_set_warn(_ckpt_warn, NULL);
+		rs_err_clear(&err);
+		if (rs_ckpt_save(S.o.scratch, S.o.ckpt_dir, S.o.keep, &meta,
+				 &st, &err) < 0) {
+			_say("this node's task ended, but its final scratch "
+			     "could not be saved (%s): checkpoints the other "
+			     "nodes take from now on will not be published",
+			     err.msg);
+			_exit(1);
+		}
+		_exit(0);
+	}
+	while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
+		;
+	if (WIFSIGNALED(ws))
+		_say("this node's task ended; saving its final scratch took "
+		     "more than %u s and was stopped: checkpoints the other "
+		     "nodes take from now on will not be published", bound);
+}
 
 static void _leave(void) __attribute__((noreturn));
 static void _leave(void)
@@ -803,5 +916,6 @@ int main(int argc, char **argv)
 				return 1;
 		S.app_status = ws;
 	}
+	_final_save();
 	_leave();
 }

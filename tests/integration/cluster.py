@@ -58,6 +58,27 @@ def ensure_user(name=TEST_USER):
         return pwd.getpwnam(name)
 
 
+def slurm_version(env=None):
+    """(major, minor) of the slurmctld first in PATH, e.g. (22, 5)."""
+    try:
+        out = subprocess.run(["slurmctld", "-V"], capture_output=True, text=True,
+                             env=env, timeout=10).stdout
+        m = re.search(r"(\d+)\.(\d+)", out)
+        return (int(m.group(1)), int(m.group(2)))
+    except (OSError, AttributeError, subprocess.TimeoutExpired):
+        return (0, 0)
+
+
+def preempt_user_signal_setting(version):
+    """The slurm.conf line that makes Slurm send a job's --signal at
+    preemption: each release's own slurm.conf(5) (22.05:
+    SlurmctldParameters=preempt_send_user_signal; 24.11 and 25.11:
+    PreemptParameters=send_user_signal, a key 22.05's parser refuses)."""
+    if version >= (23, 2):
+        return "PreemptParameters=send_user_signal"
+    return "SlurmctldParameters=preempt_send_user_signal"
+
+
 def ensure_munge():
     """Start the machine's munged if it is not answering."""
     if subprocess.run(["sh", "-c", "munge -n | unmunge"],
@@ -156,6 +177,8 @@ class Cluster:
         nodes = "n[1-%d]" % self.nnodes if self.nnodes > 1 else "n1"
         ports = ("%d-%d" % (base + 2, base + 1 + self.nnodes)
                  if self.nnodes > 1 else str(base + 2))
+        last = "n%d" % self.nnodes
+        preempt_signal = preempt_user_signal_setting(slurm_version(self.env))
         conf = f"""
 ClusterName={self.name}
 SlurmctldHost={host}(127.0.0.1)
@@ -191,6 +214,16 @@ PlugStackConfig={self.plugstack}
 NodeName={nodes} NodeHostname={host} NodeAddr=127.0.0.1 Port={ports} CPUs=2 RealMemory=2000 State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
 PartitionName=gh-accelerated Nodes=ALL MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
+# Preemption (tests/integration/test_shapes.py): a job in `preempt-high`
+# preempts one in `preempt-low` (PriorityTier), which gets GraceTime and is
+# requeued.  Only jobs submitted to preempt-high preempt anything: the
+# other partitions keep the default PriorityTier=1 and never preempt each
+# other.
+PreemptType=preempt/partition_prio
+PreemptMode=REQUEUE
+{preempt_signal}
+PartitionName=preempt-low Nodes={last} MaxTime=INFINITE State=UP PriorityTier=1 GraceTime=20 PreemptMode=REQUEUE OverSubscribe=NO
+PartitionName=preempt-high Nodes={last} MaxTime=INFINITE State=UP PriorityTier=10 OverSubscribe=NO
 {self.extra_conf}
 """
         with open(self.conf, "w") as f:

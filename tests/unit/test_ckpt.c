@@ -618,6 +618,47 @@ START_TEST(test_ckpt_multipart_older_seq_removed_on_publish)
 }
 END_TEST
 
+/* Issue 12: node 1's task ends; later checkpoints still publish with its
+ * final scratch; the last node to end removes the attempt's staging. */
+START_TEST(test_ckpt_multipart_ended_part_stands_in)
+{
+	char S2[PATH_MAX];
+	rs_ckpt_meta_t a0 = mp(0, 1), end1 = mp(1, 0), b0 = mp(0, 2), end0 = mp(0, 0);
+	rs_ckpt_stats_t st;
+
+	end1.ended = end0.ended = 1;
+	strcpy(S2, P("%s/s2", base));
+	ck_assert_int_eq(mkdir(S2, 0755), 0);
+	put(P("%s/f", S), "node one v1", 0644);
+	put(P("%s/f", S2), "node two final", 0644);
+	/* seq 1 begun by node 0 only, then node 1 ends: its final save
+	 * completes seq 1 and publishes it. */
+	ck_assert_int_eq(rs_ckpt_save(S, C, 3, &a0, &st, &e), 0);
+	ck_assert_int_eq(st.published, 0);
+	ck_assert_int_eq(rs_ckpt_save(S2, C, 3, &end1, &st, &e), 0);
+	ck_assert_int_eq(st.published, 1);
+	ck_assert_int_eq(latest(), 1);
+	ck_assert_str_eq(slurp(P("%s/gen-000001/node-1/f", C)), "node two final");
+	ck_assert(exists(P("%s/.staging-j42_7-a2-end/node-1", C)));
+	/* seq 2: node 0 alone publishes, node 1 from its final part. */
+	put(P("%s/f", S), "node one v2", 0644);
+	ck_assert_int_eq(rs_ckpt_save(S, C, 3, &b0, &st, &e), 0);
+	ck_assert_int_eq(st.published, 1);
+	ck_assert_int_eq(latest(), 2);
+	ck_assert_str_eq(slurp(P("%s/gen-000002/node-0/f", C)), "node one v2");
+	ck_assert_str_eq(slurp(P("%s/gen-000002/node-1/f", C)), "node two final");
+	ck_assert_int_eq(rs_ckpt_verify(C, &e), 0);
+	ck_assert_int_eq(rs_ckpt_restore(C, R, -1, 1, NULL, &e), 0);
+	ck_assert_str_eq(slurp(P("%s/f", R)), "node two final");
+	/* the ended folder stays while node 0 runs ... */
+	ck_assert_int_eq(count_prefix(C, ".staging"), 1);
+	/* ... and goes when node 0 ends too. */
+	ck_assert_int_eq(rs_ckpt_save(S, C, 3, &end0, &st, &e), 0);
+	ck_assert_int_eq(count_prefix(C, ".staging"), 0);
+	ck_assert_int_eq(latest(), 2);
+}
+END_TEST
+
 START_TEST(test_ckpt_multipart_needs_job_and_seq)
 {
 	rs_ckpt_meta_t m = mp(0, 1);
@@ -1329,6 +1370,7 @@ static Suite *ckpt_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_ckpt_multipart_complete_after_last_part);
 	tcase_add_test(tc, test_ckpt_multipart_older_seq_removed_on_publish);
+	tcase_add_test(tc, test_ckpt_multipart_ended_part_stands_in);
 	tcase_add_test(tc, test_ckpt_multipart_needs_job_and_seq);
 	suite_add_tcase(s, tc);
 

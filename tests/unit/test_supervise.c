@@ -645,6 +645,36 @@ START_TEST(test_supervise_sm_lead_end_moves)
 }
 END_TEST
 
+START_TEST(test_supervise_sm_preemption_grace_rearms_lead)
+{
+	rs_supervise_sm_t sm;
+
+	/* scancel / time limit: TERM, end unchanged: no self-timed save. */
+	_sm(&sm, 10, 120, 0, 5000, 1);
+	rs_supervise_sm_event(&sm, RS_SUPERVISE_EV_TERM, 1001);
+	rs_supervise_sm_set_end(&sm, 5000);
+	ck_assert_int_eq(rs_supervise_sm_event(&sm, RS_SUPERVISE_EV_TICK, 4900), RS_SUPERVISE_NONE);
+	ck_assert(!sm.preempted);
+	/* Preemption with GraceTime=20: TERM, then the end at now + 20. */
+	_sm(&sm, 10, 120, 0, 5000, 1);
+	rs_supervise_sm_event(&sm, RS_SUPERVISE_EV_TERM, 1001);
+	ck_assert_int_eq(rs_supervise_sm_event(&sm, RS_SUPERVISE_EV_TICK, 1001), RS_SUPERVISE_NONE);
+	rs_supervise_sm_set_end(&sm, 1021);
+	ck_assert(sm.preempted);
+	ck_assert_int_eq(rs_supervise_sm_event(&sm, RS_SUPERVISE_EV_TICK, 1002), RS_SUPERVISE_BEGIN);
+	ck_assert_int_eq(sm.reason, RS_SUPERVISE_LEAD);
+	/* Even after an earlier warning of the attempt. */
+	_sm(&sm, 10, 120, 0, 5000, 1);
+	rs_supervise_sm_event(&sm, RS_SUPERVISE_EV_WARNING, 1001);
+	rs_supervise_sm_event(&sm, RS_SUPERVISE_EV_READY, 1002);
+	rs_supervise_sm_event(&sm, RS_SUPERVISE_EV_SAVE_DONE, 1003);
+	rs_supervise_sm_event(&sm, RS_SUPERVISE_EV_TERM, 1010);
+	rs_supervise_sm_set_end(&sm, 1030);
+	ck_assert_int_eq(rs_supervise_sm_event(&sm, RS_SUPERVISE_EV_TICK, 1011), RS_SUPERVISE_BEGIN);
+	ck_assert_uint_eq(sm.seq, 2);
+}
+END_TEST
+
 START_TEST(test_supervise_sm_lead_while_busy_is_covered)
 {
 	rs_supervise_sm_t sm;
@@ -1111,6 +1141,7 @@ static Suite *supervise_suite(void)
 
 	tc = tcase_create("messages");
 	tcase_add_test(tc, test_supervise_messages);
+	tcase_add_test(tc, test_supervise_sm_preemption_grace_rearms_lead);
 	suite_add_tcase(s, tc);
 	return s;
 }
