@@ -117,8 +117,6 @@ int rs_ctld_facts(rs_job_t *j);
 int rs_ctld_end_state(const rs_job_t *j, rs_attempt_end_t *end, int *requeue_allowed);
 /* The job as an update names it: "ID", "ARRAY_ID_TASK" or "HET+OFFSET". */
 const char *rs_ctld_job_name(const rs_job_t *j);
-/* AdminComment := text (logged if it cannot be set). */
-void rs_ctld_admin_comment(const rs_job_t *j, const char *text);
 /* Requeue (hold: JOB_REQUEUE_HOLD); 0 / -1 (errno). */
 int rs_ctld_requeue(const rs_job_t *j, int hold);
 

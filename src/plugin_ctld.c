@@ -50,37 +50,6 @@ const char *rs_ctld_job_name(const rs_job_t *j)
 	return ctld.id;
 }
 
-/* Send one update of job_id (named as _remember_id says, or by number
- * when slurmctld was never asked).  slurm_update_job2: slurm_update_job
- * logs an error for every job_id_str.  0, or -1 with errno set. */
-static int _update(uint32_t job_id, job_desc_msg_t *upd)
-{
-	job_array_resp_msg_t *resp = NULL;
-	char num[16];
-	int rc;
-
-	if (ctld.job_id == job_id) {
-		upd->job_id_str = ctld.id;
-	} else {
-		snprintf(num, sizeof(num), "%u", job_id);
-		upd->job_id_str = num;
-	}
-	rc = slurm_update_job2(upd, &resp);
-	if (resp) {
-		/* Several records answered: take the first error. */
-		uint32_t i;
-
-		for (i = 0; i < resp->job_array_count; i++)
-			if (resp->error_code[i] && !rc) {
-				errno = (int)resp->error_code[i];
-				rc = -1;
-			}
-		slurm_free_job_array_resp(resp);
-	}
-	upd->job_id_str = NULL;
-	return rc ? -1 : 0;
-}
-
 /* The job's record, or NULL (then *msg is NULL too); the caller frees
  * *msg with slurm_free_job_info_msg.  SHOW_LOCAL: one RPC, not a
  * federation lookup first. */
@@ -168,17 +137,6 @@ int rs_ctld_facts(rs_job_t *j)
 		_identity(j, r, &j->ident);
 	slurm_free_job_info_msg(msg);
 	return 0;
-}
-
-void rs_ctld_admin_comment(const rs_job_t *j, const char *text)
-{
-	job_desc_msg_t upd;
-
-	slurm_init_job_desc_msg(&upd);
-	upd.admin_comment = (char *)text;
-	if (_update(j->job_id, &upd))
-		slurm_info("resilience: job %u: AdminComment not set (%s): %s",
-			   j->job_id, slurm_strerror(errno), text);
 }
 
 int rs_ctld_requeue(const rs_job_t *j, int hold)

@@ -121,12 +121,13 @@ static const char *_carry_out(rs_job_t *j, const rs_decision_t *d, rs_outcome_t 
 	_decision_dir(&j->pol, dir, sizeof(dir));
 	rs_job_find_helper("slurm-resilience", RS_BINDIR, cli, sizeof(cli));
 	if (!dir[0] || rs_decision_record(dir, &p, name, sizeof(name), &err)) {
-		slurm_error("resilience: job %u: decision NOT recorded, carried out "
-			    "once, now: %s", j->job_id, dir[0] ? err.msg : "spool_dir too long");
+		/* The node's spool is broken: the requeue (or hold) once, now,
+		 * without AdminComment or delay; the ledger keeps the count. */
+		slurm_error("resilience: job %u: decision NOT recorded (%s): requeue "
+			    "or hold sent once, now; no AdminComment, no delay", j->job_id,
+			    dir[0] ? err.msg : "spool_dir too long");
 		rc = rs_pending_requeues(&p) && !p.requeue_done
 			     ? rs_ctld_requeue(j, p.action == RS_ACTION_HELD) : 0;
-		if (p.comment[0] && !rc)
-			rs_ctld_admin_comment(j, p.comment);
 		return rc ? "failed" : "";
 	}
 	if (!cli[0] || _spawn_applier(cli, dir)) {
