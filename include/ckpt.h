@@ -118,4 +118,11 @@ void rs_ckpt_set_warn(rs_ckpt_warn_fn fn, void *arg);
 /* Generation number of a name "gen-NNNNNN" (6+ digits), or -1. */
 long rs_ckpt_gen_number(const char *name);
 
+/* The attempt `attempt` of job `job_id` is over (the batch step ended):
+ * remove its staging folders (and any of earlier attempts of the job),
+ * under the folder's lock.  A missing CKPT_DIR is not an error.
+ * *removed counts them.  0 / -errno. */
+int rs_ckpt_drop_attempt(const char *ckpt_dir, const char *job_id, unsigned attempt,
+			 unsigned *removed, rs_err_t *err);
+
 #endif

@@ -40,10 +40,13 @@ int rs_rundir_user(const char *rundir, uid_t uid, gid_t gid, char *path,
  * "_": what a cluster or node name may put into a file name. */
 const char *rs_rundir_token(const char *s);
 
-/* Names of a job's ready and end-time files in the user's private folder
- * (cluster names that are not Slurm identifiers become "_"). */
+/* Names of a job's ready and end-time files in the user's private folder:
+ * u<uid>/CLUSTER.JOB.NODE.ready and .end (names that are not Slurm
+ * identifiers become "_").  Per node: several slurmd may share a host
+ * (and its RUNDIR), and one node's warning sequence must never remove
+ * another node's answer. */
 int rs_rundir_job_files(const char *rundir, uid_t uid, const char *cluster,
-			uint32_t job, char *ready, char *end, size_t len);
+			uint32_t job, const char *node, char *ready, char *end, size_t len);
 
 /* Write the attempt's end time (seconds since the epoch, one line) to
  * endfile atomically: ENDFILE.<pid> then rename, so a supervisor never

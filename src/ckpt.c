@@ -1435,6 +1435,60 @@ out:
 	return rc;
 }
 
+/* ------------------------------------------------------ attempt end -- */
+
+int rs_ckpt_drop_attempt(const char *ckpt_dir, const char *job_id, unsigned attempt,
+			 unsigned *removed, rs_err_t *err)
+{
+	struct ctx c;
+	struct stg_key k;
+	struct dirent *de;
+	struct names found = { 0 };
+	DIR *d;
+	int fd, lfd = -1, rc;
+
+	memset(&c, 0, sizeof(c));
+	*removed = 0;
+	c.dir_path = ckpt_dir;
+	_sanitize(c.job, sizeof(c.job), job_id);
+	if (!c.job[0])
+		return rs_err_set(err, EINVAL, "checkpoint %s: no job id", ckpt_dir);
+	c.cfd = _open_own_dir(ckpt_dir, 0, err);
+	if (c.cfd < 0)
+		return c.cfd == -ENOENT ? 0 : c.cfd;
+	/* Under the lock: no save of this job may be setting up a staging
+	 * folder of this attempt now (the attempt is over), and none of
+	 * another job's is touched. */
+	rc = rs_manifest_lock(c.cfd, ckpt_dir, rs_manifest_lock_timeout_ms(), &lfd, err);
+	if (rc < 0)
+		goto out;
+	fd = openat(c.cfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		rc = rs_err_set(err, errno, "list %s: %s", ckpt_dir, strerror(errno));
+		goto out;
+	}
+	while ((de = readdir(d)))
+		if (_parse_staging(de->d_name, &k) == 0 && !k.solo &&
+		    !strcmp(k.job, c.job) && k.attempt <= attempt &&
+		    _is_dir_at(c.cfd, de->d_name))
+			_names_add(&found, de->d_name);
+	closedir(d);
+	for (size_t i = 0; i < found.n; i++)
+		if (_trash(c.cfd, ckpt_dir, found.v[i], &c.trash, NULL) == 0)
+			(*removed)++;
+	rc = 0;
+out:
+	rs_manifest_unlock(lfd);
+	_empty_trash(c.cfd, ckpt_dir, &c.trash);
+	_names_free(&c.trash);
+	_names_free(&found);
+	close(c.cfd);
+	return rc;
+}
+
 /* ------------------------------------------------------------ restore -- */
 
 int rs_ckpt_latest(const char *ckpt_dir, char *buf, size_t len, long *gen,

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "manifest.h"
+#include "ckpt.h"
 #include "plugin_job.h"
 #include "privsep.h"
 #include "safedir.h"
@@ -130,6 +131,16 @@ static int _ledger_child(void *arg, int out_fd, rs_err_t *err)
 	}
 	if (!rc && write(out_fd, &j->sum, sizeof(j->sum)) != sizeof(j->sum))
 		rc = rs_err_set(err, EIO, "ledger: short write");
+	/* The attempt is over: staging it left (a checkpoint some node never
+	 * finished, the parts of tasks that ended early) goes now, after the
+	 * summary is sent (this child's time bound covers both). */
+	if (!rc && op->mode == OP_END && !j->ledger_root && j->ckpt[0]) {
+		unsigned removed = 0;
+		rs_err_t e;
+
+		rs_ckpt_drop_attempt(j->ckpt, j->job_str, j->f.restart_count + 1,
+				     &removed, &e);
+	}
 	return rc;
 }
 

@@ -110,8 +110,10 @@ int rs_prepare_root(rs_job_t *j, rs_err_t *err)
 				    sizeof(j->privdir), err);
 		if (rc)
 			return rc;
+		const char *node = getenv("SLURMD_NODENAME");
+
 		if (rs_rundir_job_files(RS_RUNDIR, j->uid, j->f.cluster,
-					j->job_id, j->ready, j->endfile,
+					j->job_id, node ? node : "", j->ready, j->endfile,
 					sizeof(j->ready)))
 			return rs_err_set(err, ENAMETOOLONG, "%s: path too long",
 					  RS_RUNDIR);

@@ -109,14 +109,14 @@ const char *rs_rundir_token(const char *s)
 }
 
 int rs_rundir_job_files(const char *rundir, uid_t uid, const char *cluster,
-			uint32_t job, char *ready, char *end, size_t len)
+			uint32_t job, const char *node, char *ready, char *end, size_t len)
 {
-	const char *c = rs_rundir_token(cluster);
+	const char *c = rs_rundir_token(cluster), *n = rs_rundir_token(node);
 
-	if (snprintf(ready, len, "%s/u%u/%s.%" PRIu32 ".ready", rundir,
-		     (unsigned)uid, c, job) >= (int)len ||
-	    snprintf(end, len, "%s/u%u/%s.%" PRIu32 ".end", rundir,
-		     (unsigned)uid, c, job) >= (int)len)
+	if (snprintf(ready, len, "%s/u%u/%s.%" PRIu32 ".%s.ready", rundir,
+		     (unsigned)uid, c, job, n) >= (int)len ||
+	    snprintf(end, len, "%s/u%u/%s.%" PRIu32 ".%s.end", rundir,
+		     (unsigned)uid, c, job, n) >= (int)len)
 		return -ENAMETOOLONG;
 	return 0;
 }

@@ -151,6 +151,48 @@ def test_task_ending_early_keeps_generations_publishing(cluster, plugstack, user
     assert os.readlink(os.path.join(ck, "latest")) == "gen-000002"
 
 
+# Both tasks answer the warning, but node 2's scratch holds a file its
+# user cannot read: its part fails (every time), so the generation stays
+# in staging; then both tasks end and the script ends the attempt.
+UNFINISHED = r"""#!/bin/bash
+srun -N2 -n2 bash -c '
+mkdir -p $RESILIENCE_SCRATCH
+trap "echo a > $RESILIENCE_SCRATCH/f; touch $RESILIENCE_CKPT_READY" USR1
+if [ $SLURM_NODEID = 1 ]; then echo x > $RESILIENCE_SCRATCH/locked; chmod 000 $RESILIENCE_SCRATCH/locked; fi
+echo "$SLURMD_NODENAME up"
+while [ ! -e %(go)s ]; do sleep 0.2; done'
+echo "srun done"
+"""
+
+
+def test_staging_of_an_ended_attempt_is_removed_at_its_end(cluster, plugstack, userdir):
+    """A generation some node never finished must not outlive its
+    attempt: the batch step's end removes the attempt's staging."""
+    ck = os.path.join(userdir, "ckpt")
+    go = os.path.join(userdir, "go")
+    with plugstack():
+        j = cluster.sbatch(UNFINISHED % {"go": go}, [
+            "-N2", "--resilience=ckpt=%s,scratch=%s/u-%%j-%%n,lead=0,grace=120" % (ck, userdir)])
+        cluster.wait_for(lambda: cluster.output(j).count(" up") == 2, 60, "both tasks up")
+        # The warning to the srun step only (the batch script has no trap).
+        assert cluster.run(["scancel", "--signal=USR1", "%d.0" % j]).returncode == 0
+        stg = lambda: [d for d in (os.listdir(ck) if os.path.isdir(ck) else ())
+                       if d.startswith(".staging-j%d-a1-" % j)]
+        cluster.wait_for(lambda: any(os.path.isdir(os.path.join(ck, d, "node-0"))
+                                     for d in stg()), 30, "node 1's part in staging")
+        assert not _gens(ck)            # the generation never completes
+        cluster.as_user(["touch", go], check=True)
+        assert cluster.wait_done(j, 60)["JobState"] == "COMPLETED"
+        # The attempt's end is recorded (ledger) in the same child that
+        # removes its staging.
+        cluster.wait_for(lambda: '"outcome":"completed"' in
+                         open(os.path.join(ck, "manifest.json")).read().replace(" ", ""),
+                         30, "the attempt's end in the ledger")
+    assert stg() == [], os.listdir(ck)
+    v = _ckpt_cli(cluster, "verify", ck)
+    assert "staging" not in v.stderr, v.stderr
+
+
 # A resilient job in preempt-low (GraceTime=20, PreemptMode=REQUEUE): the
 # application saves its step counter when told (USR1) and resumes from it.
 PREEMPTED = r"""#!/bin/bash

@@ -659,6 +659,37 @@ START_TEST(test_ckpt_multipart_ended_part_stands_in)
 }
 END_TEST
 
+START_TEST(test_ckpt_drop_attempt_removes_only_that_jobs_staging)
+{
+	rs_ckpt_stats_t st;
+	unsigned n = 9;
+
+	/* Nothing there yet: not an error. */
+	ck_assert_int_eq(rs_ckpt_drop_attempt(C, "7", 2, &n, &e), 0);
+	ck_assert_uint_eq(n, 0);
+	put(P("%s/f", S), "x", 0644);
+	ck_assert_int_eq(save(2, &st), 0);
+	ck_assert_int_eq(mkdir(P("%s/.staging-j7-a1-s3", C), 0700), 0);
+	ck_assert_int_eq(mkdir(P("%s/.staging-j7-a2-s1", C), 0700), 0);
+	put(P("%s/.staging-j7-a2-s1/node-0", C), "part", 0600);
+	ck_assert_int_eq(mkdir(P("%s/.staging-j7-a2-end", C), 0700), 0);
+	ck_assert_int_eq(mkdir(P("%s/.staging-j7-a3-s1", C), 0700), 0);  /* a later attempt */
+	ck_assert_int_eq(mkdir(P("%s/.staging-j70-a1-s1", C), 0700), 0); /* another job */
+	ck_assert_int_eq(mkdir(P("%s/.staging-solo-1-h", C), 0700), 0);
+	ck_assert_int_eq(rs_ckpt_drop_attempt(C, "7", 2, &n, &e), 0);
+	ck_assert_uint_eq(n, 3);
+	ck_assert(!exists(P("%s/.staging-j7-a1-s3", C)));
+	ck_assert(!exists(P("%s/.staging-j7-a2-s1", C)));
+	ck_assert(!exists(P("%s/.staging-j7-a2-end", C)));
+	ck_assert(exists(P("%s/.staging-j7-a3-s1", C)));
+	ck_assert(exists(P("%s/.staging-j70-a1-s1", C)));
+	ck_assert(exists(P("%s/.staging-solo-1-h", C)));
+	ck_assert_int_eq(latest(), 1);
+	ck_assert_int_eq(rs_ckpt_verify(C, &e), 0);
+	ck_assert_int_eq(rs_ckpt_drop_attempt(C, "", 2, &n, &e), -EINVAL);
+}
+END_TEST
+
 START_TEST(test_ckpt_multipart_needs_job_and_seq)
 {
 	rs_ckpt_meta_t m = mp(0, 1);
@@ -1372,6 +1403,7 @@ static Suite *ckpt_suite(void)
 	tcase_add_test(tc, test_ckpt_multipart_older_seq_removed_on_publish);
 	tcase_add_test(tc, test_ckpt_multipart_ended_part_stands_in);
 	tcase_add_test(tc, test_ckpt_multipart_needs_job_and_seq);
+	tcase_add_test(tc, test_ckpt_drop_attempt_removes_only_that_jobs_staging);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("privileges_and_arguments");

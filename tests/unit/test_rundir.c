@@ -142,11 +142,11 @@ START_TEST(test_rundir_job_end_removes_only_that_job)
 	f.restart_count = 1;
 	ck_assert_int_eq(rs_facts_store(dir, 1, &f, &e), 0);
 	ck_assert_int_eq(rs_facts_store(dir, 12, &f, &e), 0);
-	ck_assert_int_eq(rs_rundir_job_files(dir, OTHER, "c1", 1, ready, end,
+	ck_assert_int_eq(rs_rundir_job_files(dir, OTHER, "c1", 1, "n1", ready, end,
 					     sizeof(ready)), 0);
 	_touch(ready, 0);
 	_touch(end, 0);
-	ck_assert_int_eq(rs_rundir_job_files(dir, OTHER, "c1", 12, other, p,
+	ck_assert_int_eq(rs_rundir_job_files(dir, OTHER, "c1", 12, "n1", other, p,
 					     sizeof(other)), 0);
 	_touch(other, 0);
 	ck_assert_int_eq(rs_rundir_job_end(dir, OTHER, "c1", 1), 4);
@@ -159,6 +159,22 @@ START_TEST(test_rundir_job_end_removes_only_that_job)
 }
 END_TEST
 
+START_TEST(test_rundir_job_files_are_per_node)
+{
+	char r1[512], e1[512], r2[512], e2[512];
+
+	/* Two slurmd of one host share RUNDIR: their files must differ. */
+	ck_assert_int_eq(rs_rundir_job_files("/run/x", 5, "c1", 9, "n1", r1, e1, sizeof(r1)), 0);
+	ck_assert_int_eq(rs_rundir_job_files("/run/x", 5, "c1", 9, "n2", r2, e2, sizeof(r2)), 0);
+	ck_assert_str_eq(r1, "/run/x/u5/c1.9.n1.ready");
+	ck_assert_str_eq(e1, "/run/x/u5/c1.9.n1.end");
+	ck_assert_str_ne(r1, r2);
+	ck_assert_str_ne(e1, e2);
+	ck_assert_int_eq(rs_rundir_job_files("/run/x", 5, "c1", 9, "../n", r2, e2, sizeof(r2)), 0);
+	ck_assert_str_eq(r2, "/run/x/u5/c1.9._.ready");
+}
+END_TEST
+
 START_TEST(test_rundir_sweep_runs_once_per_period)
 {
 	char ready[512], end[512], p[512];
@@ -168,7 +184,7 @@ START_TEST(test_rundir_sweep_runs_once_per_period)
 	if (geteuid())
 		return;
 	ck_assert_int_eq(rs_rundir_user(dir, OTHER, OTHER, p, sizeof(p), &e), 0);
-	ck_assert_int_eq(rs_rundir_job_files(dir, OTHER, "c1", 7, ready, end,
+	ck_assert_int_eq(rs_rundir_job_files(dir, OTHER, "c1", 7, "n1", ready, end,
 					     sizeof(ready)), 0);
 	_touch(ready, now - 2 * 86400);
 	_touch(end, now);
@@ -224,6 +240,7 @@ static Suite *rundir_suite(void)
 	tcase_add_test(tc, test_rundir_user_refuses_what_is_not_the_users);
 	tcase_add_test(tc, test_rundir_job_end_removes_only_that_job);
 	tcase_add_test(tc, test_rundir_sweep_runs_once_per_period);
+	tcase_add_test(tc, test_rundir_job_files_are_per_node);
 	tcase_add_test(tc, test_rundir_write_end_replaces_the_file_whole);
 	suite_add_tcase(s, tc);
 	return s;
