@@ -158,7 +158,9 @@ typedef enum rs_supervise_reason {
 typedef enum rs_supervise_event {
 	RS_SUPERVISE_EV_WARNING = 0, /* the warning signal arrived from outside */
 	RS_SUPERVISE_EV_TICK,        /* time passed: check deadlines */
-	RS_SUPERVISE_EV_READY,       /* the ready file exists */
+	RS_SUPERVISE_EV_READY,       /* the ready file exists (waiting), or
+				      * appeared anew (idle: another step's
+				      * task answered a warning: save now) */
 	RS_SUPERVISE_EV_APP_EXIT,    /* the application has been reaped */
 	RS_SUPERVISE_EV_SAVE_DONE,   /* the save child has been reaped */
 	RS_SUPERVISE_EV_TERM,        /* SIGTERM: the job is ending */

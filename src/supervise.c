@@ -634,6 +634,16 @@ rs_supervise_action_t rs_supervise_sm_event(rs_supervise_sm_t *sm,
 	case RS_SUPERVISE_EV_READY:
 		if (sm->phase == RS_SUPERVISE_WAITING)
 			return _save(sm, now);
+		/* An answer to a warning this supervisor never saw (the
+		 * warning went to another step's task on this node, e.g.
+		 * --signal=USR1@T without B: in a one-node job): the state is
+		 * written, save it now as this warning's checkpoint. */
+		if (sm->phase == RS_SUPERVISE_IDLE && sm->saver && !sm->app_gone) {
+			sm->seq++;
+			sm->reason = RS_SUPERVISE_SIGNAL;
+			sm->warned = 1;
+			return _save(sm, now);
+		}
 		return RS_SUPERVISE_NONE;
 	case RS_SUPERVISE_EV_APP_EXIT:
 		sm->app_gone = 1;

@@ -34,6 +34,9 @@
 /* How often the ready file is looked for while waiting, and the end-time
  * file re-read (it should live on a node-local file system). */
 #define READY_POLL_S     0.1
+/* ... and while idle, for an answer to a warning another step's task got
+ * (a one-node job's srun step: docs/spec.md). */
+#define IDLE_READY_POLL_S 0.5
 #define END_FILE_POLL_S  2.0
 /* Upper bound on any single sleep, so a clock or logic slip cannot hang. */
 #define MAX_SLEEP_S      60.0
@@ -63,6 +66,9 @@ static struct {
 	double next_end_check;
 	double fast_until;    /* re-read the end-time file often until then */
 	int status_warned;    /* one complaint about the status file is enough */
+	double ready_seen;    /* a ready file not newer than this (realtime)
+			       * is no new answer: set at start and after
+			       * every save */
 } S = { .sfd = -1, .save_fd = -1 };
 
 static double _now(clockid_t c)
@@ -370,6 +376,7 @@ static void _start_save(void)
 
 		snprintf(why, sizeof(why), "pipe: %s", strerror(errno));
 		_report_save(NULL, why);
+		S.ready_seen = _real();
 		rs_supervise_sm_event(&S.sm, RS_SUPERVISE_EV_SAVE_DONE, _mono());
 		return;
 	}
@@ -385,6 +392,7 @@ static void _start_save(void)
 		snprintf(why, sizeof(why), "fork: %s", strerror(errno));
 		close(p[0]);
 		_report_save(NULL, why);
+		S.ready_seen = _real();
 		rs_supervise_sm_event(&S.sm, RS_SUPERVISE_EV_SAVE_DONE, _mono());
 		return;
 	}
@@ -419,6 +427,7 @@ static void _finish_save(int ws)
 				 WEXITSTATUS(ws));
 		_report_save(NULL, why);
 	}
+	S.ready_seen = _real();
 	rs_supervise_sm_event(&S.sm, RS_SUPERVISE_EV_SAVE_DONE, _mono());
 }
 
@@ -766,6 +775,17 @@ static void _drop_stdio(void)
 		close(fd);
 }
 
+/* The ready file exists and was touched after the last save (or this
+ * supervisor's start): an answer nobody has saved yet. */
+static int _ready_is_new(void)
+{
+	struct stat st;
+
+	if (stat(S.o.ready, &st) < 0)
+		return 0;
+	return (double)st.st_mtim.tv_sec + st.st_mtim.tv_nsec / 1e9 > S.ready_seen;
+}
+
 static int _poll_timeout_ms(void)
 {
 	double now = _mono();
@@ -776,6 +796,9 @@ static int _poll_timeout_ms(void)
 		wait = next - now;
 	if (S.sm.phase == RS_SUPERVISE_WAITING && S.o.ready && wait > READY_POLL_S)
 		wait = READY_POLL_S;
+	if (S.sm.phase == RS_SUPERVISE_IDLE && S.sm.saver && S.o.ready && !S.app_done &&
+	    wait > IDLE_READY_POLL_S)
+		wait = IDLE_READY_POLL_S;
 	if (S.o.end_time_file && !S.app_done && wait > S.next_end_check - now)
 		wait = S.next_end_check - now;
 	if (wait > MAX_SLEEP_S)
@@ -798,6 +821,7 @@ int main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &all, &S.orig_mask);
 	S.self = getpid();
 	S.my_pgrp = getpgrp();
+	S.ready_seen = _real(); /* an older ready file is no answer of ours */
 
 	/* Inherited SIG_IGN for SIGCHLD would make the kernel reap the
 	 * application behind our back and lose its status. */
@@ -905,6 +929,9 @@ int main(int argc, char **argv)
 			_read_signals();
 		if (S.sm.phase == RS_SUPERVISE_WAITING && S.o.ready &&
 		    access(S.o.ready, F_OK) == 0)
+			_feed(RS_SUPERVISE_EV_READY);
+		else if (S.sm.phase == RS_SUPERVISE_IDLE && S.sm.saver && S.o.ready &&
+			 !S.app_done && _ready_is_new())
 			_feed(RS_SUPERVISE_EV_READY);
 		if (S.o.end_time_file && !S.app_done && _mono() >= S.next_end_check)
 			_check_end_file();

@@ -151,6 +151,47 @@ def test_task_ending_early_keeps_generations_publishing(cluster, plugstack, user
     assert os.readlink(os.path.join(ck, "latest")) == "gen-000002"
 
 
+# The user guide's one-node job: the application runs under srun and
+# answers the warning itself; the batch script has no trap.
+ONE_NODE = r"""#!/bin/bash
+srun -n1 bash -c '
+mkdir -p $RESILIENCE_SCRATCH
+n=0
+trap "n=\$((n+1)); echo state-\$n > $RESILIENCE_SCRATCH/state; touch $RESILIENCE_CKPT_READY" USR1
+echo "app up"
+while [ ! -e %(go)s ]; do sleep 0.2; done'
+"""
+
+
+def test_one_node_srun_step_warning_checkpoints(cluster, plugstack, userdir):
+    """#12: a warning that reaches only the srun step's task (--signal
+    without B:, or scancel --signal to the step) produces a generation
+    with the application's state; a warning to the batch step and the
+    srun step at once produces one, not two."""
+    ck = os.path.join(userdir, "ckpt")
+    go = os.path.join(userdir, "go")
+    with plugstack():
+        j = cluster.sbatch(ONE_NODE % {"go": go}, [
+            "-N1", "--resilience=ckpt=%s,scratch=%s/o-%%j,lead=0,grace=120" % (ck, userdir)])
+        cluster.wait_for(lambda: "app up" in cluster.output(j), 60, "the application")
+        assert cluster.run(["scancel", "--signal=USR1", "%d.0" % j]).returncode == 0
+        cluster.wait_for(lambda: len(_gens(ck)) == 1, 20,
+                         "a generation from the srun step's answer")
+        with open(os.path.join(ck, "latest", "node-0", "state")) as f:
+            assert f.read() == "state-1\n"
+        # The batch step (B:) and the srun step at once.
+        assert cluster.run(["scancel", "--batch", "--signal=USR1", str(j)]).returncode == 0
+        assert cluster.run(["scancel", "--signal=USR1", "%d.0" % j]).returncode == 0
+        cluster.wait_for(lambda: len(_gens(ck)) == 2, 20, "the second generation")
+        time.sleep(3)            # a double save would show by now
+        gens = _gens(ck)
+        cluster.as_user(["touch", go], check=True)
+        assert cluster.wait_done(j, 60)["JobState"] == "COMPLETED"
+    assert gens == ["gen-000001", "gen-000002"], gens
+    with open(os.path.join(ck, "gen-000002", "node-0", "state")) as f:
+        assert f.read().startswith("state-"), "no state in gen 2"
+
+
 # Both tasks answer the warning, but node 2's scratch holds a file its
 # user cannot read: its part fails (every time), so the generation stays
 # in staging; then both tasks end and the script ends the attempt.

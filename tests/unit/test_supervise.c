@@ -455,6 +455,29 @@ static void _sm(rs_supervise_sm_t *sm, double grace, double lead, double every,
 	rs_supervise_sm_init(sm, &o, 1000, end);
 }
 
+START_TEST(test_supervise_sm_ready_while_idle_saves_once)
+{
+	rs_supervise_sm_t sm, fwd;
+
+	/* Another step's task answered a warning this saver never saw. */
+	_sm(&sm, 30, 0, 0, 0, 1);
+	ck_assert_int_eq(rs_supervise_sm_event(&sm, RS_SUPERVISE_EV_READY, 1005), RS_SUPERVISE_SAVE);
+	ck_assert_int_eq(sm.phase, RS_SUPERVISE_SAVING);
+	ck_assert_int_eq(sm.reason, RS_SUPERVISE_SIGNAL);
+	ck_assert_uint_eq(sm.seq, 1);
+	/* The same answer again during the save is not a second checkpoint. */
+	ck_assert_int_eq(rs_supervise_sm_event(&sm, RS_SUPERVISE_EV_READY, 1006), RS_SUPERVISE_NONE);
+	ck_assert_int_eq(rs_supervise_sm_event(&sm, RS_SUPERVISE_EV_SAVE_DONE, 1007), RS_SUPERVISE_NONE);
+	ck_assert_uint_eq(sm.seq, 1);
+	/* A forwarder never saves; nor a saver whose application is gone. */
+	_sm(&fwd, 30, 0, 0, 0, 0);
+	ck_assert_int_eq(rs_supervise_sm_event(&fwd, RS_SUPERVISE_EV_READY, 1005), RS_SUPERVISE_NONE);
+	_sm(&sm, 30, 0, 0, 0, 1);
+	ck_assert_int_eq(rs_supervise_sm_event(&sm, RS_SUPERVISE_EV_APP_EXIT, 1004), RS_SUPERVISE_NONE);
+	ck_assert_int_eq(rs_supervise_sm_event(&sm, RS_SUPERVISE_EV_READY, 1005), RS_SUPERVISE_NONE);
+}
+END_TEST
+
 START_TEST(test_supervise_sm_warning_ready_save)
 {
 	rs_supervise_sm_t sm;
@@ -1109,6 +1132,7 @@ static Suite *supervise_suite(void)
 
 	tc = tcase_create("state_machine");
 	tcase_add_test(tc, test_supervise_sm_warning_ready_save);
+	tcase_add_test(tc, test_supervise_sm_ready_while_idle_saves_once);
 	tcase_add_test(tc, test_supervise_sm_grace_expires);
 	tcase_add_test(tc, test_supervise_sm_grace_zero_saves_at_once);
 	tcase_add_test(tc, test_supervise_sm_save_timeout_aborts_once);
