@@ -9,16 +9,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "bench/ctld.sh: run as root" >&2; exit 1; }
-# A private build of the committed tree, as bench/steps.sh does.
-if [ -z "${RS_BUILD:-}" ]; then
-	T=$(mktemp -d /tmp/rs-ctld-build.XXXXXX)
-	trap 'rm -rf "$T"' EXIT
-	chmod 755 "$T"
-	mkdir "$T/tree"
-	git archive HEAD | tar -x -C "$T/tree"
-	make -s -C "$T/tree" B="$T/build" all >/dev/null
-	export RS_BUILD=$T/build
-	echo "== built $(git rev-parse --short HEAD) (HEAD, committed files only) into $RS_BUILD"
-fi
+. bench/build-head.inc ctld
 echo "== $(nproc) cores, $(slurmctld -V)"
 /usr/bin/python3 -u bench/ctld.py "$@"

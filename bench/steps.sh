@@ -17,18 +17,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "bench/steps.sh: run as root" >&2; exit 1; }
-# A private build of the committed tree (HEAD): others editing src/ or
-# rebuilding build/ during the run must neither change nor swap the plugin
-# under running steps.  RS_BUILD=DIR measures a build you made instead.
-if [ -z "${RS_BUILD:-}" ]; then
-	T=$(mktemp -d /tmp/rs-steps-build.XXXXXX)
-	trap 'rm -rf "$T"' EXIT
-	chmod 755 "$T"
-	mkdir "$T/tree"
-	git archive HEAD | tar -x -C "$T/tree"
-	make -s -C "$T/tree" B="$T/build" all >/dev/null
-	export RS_BUILD=$T/build
-	echo "== built $(git rev-parse --short HEAD) (HEAD, committed files only) into $RS_BUILD"
-fi
+. bench/build-head.inc steps
 echo "== $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r), $(slurmctld -V)"
 /usr/bin/python3 bench/steps.py "$@"
