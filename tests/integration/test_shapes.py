@@ -192,6 +192,60 @@ def test_one_node_srun_step_warning_checkpoints(cluster, plugstack, userdir):
         assert f.read().startswith("state-"), "no state in gen 2"
 
 
+# docs/spec.md, "The tutorial job, rewritten": run.py under srun handles
+# USR1 itself; --signal without B:, lead=0; the model is a step counter.
+RUN_PY = r"""import os, signal, sys, time
+state = os.path.join(os.environ["RESILIENCE_SCRATCH"], "model.state")
+save_now = False
+def on_usr1(signum, frame):
+    global save_now
+    save_now = True
+signal.signal(signal.SIGUSR1, on_usr1)
+step = int(open(state).read()) if os.path.exists(state) else 0
+print("attempt=%s resumed-from=%d" % (os.environ["RESILIENCE_ATTEMPT"], step), flush=True)
+if step:
+    print("finished", flush=True)
+    sys.exit(0)
+while True:
+    step += 1
+    time.sleep(0.2)
+    if save_now:
+        with open(state + ".tmp", "w") as f:
+            f.write(str(step))
+        os.rename(state + ".tmp", state)
+        open(os.environ["RESILIENCE_CKPT_READY"], "w").close()
+        print("saved step=%d" % step, flush=True)
+        save_now = False
+"""
+
+
+def test_user_guide_tutorial_job_continues_at_its_time_limit(cluster, plugstack, userdir):
+    """#12 must show 1: the user guide's tutorial job (srun, --signal
+    without B:, lead=0) checkpoints on Slurm's warning, continues at its
+    time limit without a retry, and resumes from its state."""
+    ck = os.path.join(userdir, "ckpt")
+    run_py = os.path.join(userdir, "run.py")
+    with open(run_py, "w") as f:
+        f.write(RUN_PY)
+    os.chmod(run_py, 0o644)
+    script = ("#!/bin/bash\nsrun python3 %s --state \"$RESILIENCE_SCRATCH\"\n" % run_py)
+    with plugstack():
+        j = cluster.sbatch(script, [
+            "--time=1", "--signal=USR1@45", "--open-mode=append",
+            "--resilience=ckpt=%s,scratch=%s/climate_%%j,lead=0,retries=3" % (ck, userdir)])
+        info = cluster.wait_state(j, "COMPLETED", 200)
+    out = cluster.output(j)
+    assert info["Restarts"] == "1", info
+    saved = [l for l in out.splitlines() if l.startswith("saved step=")]
+    assert len(saved) == 1, out
+    step = int(saved[0].split("=")[1])
+    assert "attempt=2 resumed-from=%d" % step in out and "finished" in out, out
+    att = json.load(open(os.path.join(ck, "manifest.json")))["attempts"]
+    assert [(a["attempt"], a["outcome"], a["action"], a["retry"]) for a in att] == [
+        (1, "timeout", "continued", False), (2, "completed", "completed", False)], att
+    assert info["AdminComment"] == "" or "[retries_used=0]" in info["AdminComment"], info
+
+
 # Both tasks answer the warning, but node 2's scratch holds a file its
 # user cannot read: its part fails (every time), so the generation stays
 # in staging; then both tasks end and the script ends the attempt.
