@@ -1,9 +1,7 @@
 /*
  * decision.c - durable end-of-attempt decisions (see decision.h).
  */
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -220,29 +218,18 @@ int rs_decision_waiting(const char *dir, const char *name)
 
 long rs_decision_count(const char *dir)
 {
-	struct stat st;
-	struct dirent *de;
-	long n = 0;
-	DIR *d;
-	int fd;
+	rs_spool_t *sp = NULL;
+	size_t n = 0;
+	uint64_t bytes = 0;
+	rs_err_t err;
 
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
+	/* The spool's own checks: a real folder, ours, closed to others. */
+	if (rs_spool_open(dir, NULL, 0, &sp, &err))
 		return 0;
-	if (fstat(fd, &st) || st.st_uid != geteuid() || (st.st_mode & 022)) {
-		close(fd);
-		return 0;
-	}
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return 0;
-	}
-	while ((de = readdir(d)))
-		if (!strncmp(de->d_name, "e-", 2))
-			n++;
-	closedir(d);
-	return n;
+	if (rs_spool_usage(sp, &n, &bytes, &err))
+		n = 0;
+	rs_spool_close(sp);
+	return (long)n;
 }
 
 unsigned rs_decision_backoff(unsigned tries)
