@@ -26,12 +26,22 @@
 #include "spec.h"
 #include "text.h"
 
+/* The history table of a ledger (rs_ledger_table escapes what comes from
+ * it); releases root. */
+static void _print_history(const char *dir, json_object *root)
+{
+	char *table = rs_ledger_table(root);
+
+	printf("attempt history (%s/%s):\n%s", dir, RS_MANIFEST_NAME, table ? table : "");
+	free(table);
+	json_object_put(root);
+}
+
 static int _print_ledger(const char *dir, int quiet_missing)
 {
 	json_object *root = NULL;
 	struct stat st;
 	rs_err_t err;
-	char *table;
 
 	if (stat(dir, &st) < 0) {
 		if (!quiet_missing)
@@ -46,12 +56,7 @@ static int _print_ledger(const char *dir, int quiet_missing)
 			rs_text_escape_str(msg, sizeof(msg), err.msg));
 		return 1;
 	}
-	table = rs_ledger_table(root);
-	/* rs_ledger_table escapes what comes from the ledger. */
-	printf("attempt history (%s/%s):\n%s", dir, RS_MANIFEST_NAME,
-	       table ? table : "");
-	free(table);
-	json_object_put(root);
+	_print_history(dir, root);
 	return 0;
 }
 
@@ -145,7 +150,7 @@ static int _print_state_ledger(const char *dir, char *why, size_t wlen)
 	json_object *root = NULL;
 	struct stat st;
 	rs_err_t err;
-	char *table, msg[2 * RS_ERR_MAX];
+	char msg[2 * RS_ERR_MAX];
 	int fd, rc;
 
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -181,11 +186,7 @@ static int _print_state_ledger(const char *dir, char *why, size_t wlen)
 				msg, sizeof(msg), err.msg));
 		return -1;
 	}
-	table = rs_ledger_table(root);
-	printf("attempt history (%s/%s):\n%s", dir, RS_MANIFEST_NAME,
-	       table ? table : "");
-	free(table);
-	json_object_put(root);
+	_print_history(dir, root);
 	return 0;
 }
 
