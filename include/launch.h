@@ -30,6 +30,7 @@ typedef struct rs_launch {
 	double end_time;          /* UNIX time the attempt ends, 0 = unknown */
 	uint32_t lead;            /* self-timed warning before the end, 0 off */
 	const char *end_time_file;/* re-read by the supervisor, or NULL */
+	pid_t stepd;              /* > 0: --stepd, the step's slurmstepd */
 	pid_t adopt;              /* > 0: --pid (Slurm 22.05); 0: `--` form */
 } rs_launch_t;
 

@@ -67,6 +67,11 @@ typedef struct rs_supervise_opts {
 				    * handle goes to the processes under it
 				    * that do (srun forwards it to its
 				    * steps), never kills it */
+	pid_t stepd;               /* --stepd PID: the slurmstepd of a step
+				    * that signals every process it tracks
+				    * (all but the batch step); signals it
+				    * sends are not passed on, the
+				    * application got its own.  0: none */
 	pid_t pid;                 /* --pid PID: adopt this child, or 0 */
 	char **argv;               /* -- PROG ARGS...: run this, or NULL */
 } rs_supervise_opts_t;
@@ -135,11 +140,17 @@ int rs_supervise_exit_of(int wstatus, rs_supervise_exit_t *out);
  * reporting on our own children (code > 0); signals the application or the
  * supervisor itself sent (no echo, no ping-pong); signals the kernel sent to
  * our whole process group (tty ^C/^Z, SI_KERNEL) when the application is
- * in that group too, because it got its own copy.  Yes otherwise.
- * Returns 1 or 0.
+ * in that group too, because it got its own copy; signals from stepd, the
+ * slurmstepd of a step that signals every process it tracks (every step
+ * but the batch step: `scancel --signal` to a step, `--signal` without
+ * B:, srun passing a signal on, the TERM at the end), because the
+ * application got its own copy too (0: the batch step, whose slurmstepd
+ * signals only the task it started, `--signal=B:`, `scancel -b`).  Yes
+ * otherwise.  Returns 1 or 0.
  */
 int rs_supervise_should_forward(int sig, int code, pid_t sender, pid_t self,
-				pid_t app, pid_t my_pgrp, pid_t app_pgrp);
+				pid_t app, pid_t my_pgrp, pid_t app_pgrp,
+				pid_t stepd);
 
 /* ------------------------------------------------------- state machine --- */
 

@@ -78,6 +78,8 @@ int rs_launch_argv(const rs_launch_t *l, char **argv, int *argc, char *buf,
 		_opt(&a, "--every", "%u", l->spec->every);
 	if (l->batch_script)
 		_opt(&a, "--batch-script", "%d", 1);
+	if (l->stepd > 0)
+		_opt(&a, "--stepd", "%ld", (long)l->stepd);
 	if (l->adopt > 0)
 		_opt(&a, "--pid", "%ld", (long)l->adopt);
 	else

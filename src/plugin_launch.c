@@ -39,6 +39,11 @@ static int _argv(rs_job_t *j, spank_t sp, pid_t adopt, char **argv,
 	l.nparts = nnodes ? nnodes : 1;
 	l.saver = local == 0 && rs_job_step_saves(j);
 	l.batch_script = j->step_id == RS_BATCH_STEP;
+	/* This is the task process (in both launch modes): its parent is
+	 * the slurmstepd, which signals every process of a step but the
+	 * batch step's (proctrack).  The supervisor must not pass those on. */
+	if (!l.batch_script)
+		l.stepd = getppid();
 	/* The status pipe goes to the saver only: it is close-on-exec
 	 * everywhere else, so the application never holds it. */
 	if (l.saver && j->st_pipe[1] > 2 &&

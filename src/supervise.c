@@ -158,6 +158,7 @@ static const struct opt_def opt_defs[] = {
 	{ "every",         K_SECONDS, OFF(every) },
 	{ "save-timeout",  K_SECONDS, OFF(save_timeout) },
 	{ "batch-script",  K_UINT,    OFF(batch_script) },
+	{ "stepd",         K_PID,     OFF(stepd) },
 	{ "pid",           K_PID,     OFF(pid) },
 };
 #undef OFF
@@ -224,7 +225,8 @@ static int _set_opt(rs_supervise_opts_t *o, const struct opt_def *d,
 	case K_PID:
 		rc = _parse_uint(val, INT_MAX, &n);
 		if (rc || n < 2)
-			return rs_err_set(err, EINVAL, "--pid '%s': expected a process id", val);
+			return rs_err_set(err, EINVAL, "--%s '%s': expected a process id",
+					  d->name, val);
 		*(pid_t *)field = (pid_t)n;
 		return 0;
 	case K_FD:
@@ -297,7 +299,7 @@ int rs_supervise_parse(int argc, char **argv, rs_supervise_opts_t *o,
 		}
 		if (rc) {
 			/* After an error only --pid matters: parse it quietly. */
-			if (d->kind == K_PID)
+			if (d->kind == K_PID && strcmp(d->name, "pid") == 0)
 				_set_opt(o, d, val, NULL);
 			continue;
 		}
@@ -417,6 +419,10 @@ int rs_supervise_argv(const rs_supervise_opts_t *o, const char *path,
 		_arg(&ab, "--batch-script");
 		_arg(&ab, "%u", o->batch_script);
 	}
+	if (o->stepd > 0) {
+		_arg(&ab, "--stepd");
+		_arg(&ab, "%d", (int)o->stepd);
+	}
 	if (o->pid > 0) {
 		_arg(&ab, "--pid");
 		_arg(&ab, "%d", (int)o->pid);
@@ -450,7 +456,8 @@ int rs_supervise_exit_of(int wstatus, rs_supervise_exit_t *out)
 /* -------------------------------------------------------- forwarding --- */
 
 int rs_supervise_should_forward(int sig, int code, pid_t sender, pid_t self,
-				pid_t app, pid_t my_pgrp, pid_t app_pgrp)
+				pid_t app, pid_t my_pgrp, pid_t app_pgrp,
+				pid_t stepd)
 {
 	int user_sent = code <= 0; /* SI_USER, SI_QUEUE, SI_TKILL, ... */
 
@@ -464,6 +471,11 @@ int rs_supervise_should_forward(int sig, int code, pid_t sender, pid_t self,
 	/* tty signals (^C, ^Z, hangup) go to a whole process group; if the
 	 * application is in ours it already has its own copy. */
 	if (code == SI_KERNEL && app_pgrp > 0 && app_pgrp == my_pgrp)
+		return 0;
+	/* A step's slurmstepd signals all of its processes (proctrack):
+	 * passing it on would deliver it twice, and a trap that counts or
+	 * toggles would run twice. */
+	if (user_sent && stepd > 1 && sender == stepd)
 		return 0;
 	return 1;
 }

@@ -441,10 +441,10 @@ static void _act(rs_supervise_action_t a)
 	case RS_SUPERVISE_NONE:
 		return;
 	case RS_SUPERVISE_BEGIN:
-		/* A stale ready file must not count as this sequence's answer:
-		 * remove it before the application hears the warning. */
-		if (S.sm.saver && S.o.ready && unlink(S.o.ready) < 0 && errno != ENOENT)
-			_say("ready file %s: %s", S.o.ready, strerror(errno));
+		/* A stale ready file is no answer to this warning: only one
+		 * touched after the last save counts (_ready_is_new).  Not
+		 * removed here: in a step, the application heard the warning
+		 * from slurmstepd when we did, and may have answered already. */
 		if (S.sm.reason != RS_SUPERVISE_SIGNAL && !S.app_done) {
 			/* A self-timed warning must not kill an application that
 			 * never asked for it: the signal's default action ends
@@ -512,7 +512,7 @@ static void _forward(const struct signalfd_siginfo *si)
 	if (si->ssi_code == SI_KERNEL)
 		app_pgrp = getpgid(S.app);
 	if (!rs_supervise_should_forward(sig, si->ssi_code, (pid_t)si->ssi_pid,
-					 S.self, S.app, S.my_pgrp, app_pgrp))
+					 S.self, S.app, S.my_pgrp, app_pgrp, S.o.stepd))
 		return;
 	if (si->ssi_code == SI_QUEUE) {
 		/* Keep the value sigqueue(3) senders attached. */
@@ -928,7 +928,7 @@ int main(int argc, char **argv)
 		if (n > 0)
 			_read_signals();
 		if (S.sm.phase == RS_SUPERVISE_WAITING && S.o.ready &&
-		    access(S.o.ready, F_OK) == 0)
+		    _ready_is_new())
 			_feed(RS_SUPERVISE_EV_READY);
 		else if (S.sm.phase == RS_SUPERVISE_IDLE && S.sm.saver && S.o.ready &&
 			 !S.app_done && _ready_is_new())

@@ -106,6 +106,7 @@ static const struct bad_case bad_cases[] = {
 	{ { "--role", "forward", "--signal", "FOO", "--pid", "7" }, "unknown signal" },
 	{ { "--role", "forward", "--pid", "1" }, "--pid '1'" },
 	{ { "--role", "forward", "--pid", "x" }, "--pid 'x'" },
+	{ { "--role", "forward", "--stepd", "0", "--pid", "7" }, "--stepd '0'" },
 	{ { "--role", "forward", "--status-fd", "2", "--pid", "7" }, "--status-fd '2'" },
 	{ { "--role", "forward", "--status-fd", "-1", "--pid", "7" }, "--status-fd '-1'" },
 	{ { "--role", "forward", "--ready", "", "--pid", "7" }, "--ready: empty" },
@@ -179,6 +180,7 @@ START_TEST(test_supervise_argv_round_trip)
 	in.end_time_file = "/run/end";
 	in.every = 1800;
 	in.save_timeout = 0;
+	in.stepd = 4242;
 	argc = rs_supervise_argv(&in, "/usr/libexec/rs", store, sizeof(store), argv, 62, &err);
 	ck_assert_int_gt(argc, 0);
 	ck_assert_str_eq(argv[0], "/usr/libexec/rs");
@@ -198,6 +200,7 @@ START_TEST(test_supervise_argv_round_trip)
 	ck_assert_str_eq(out.job_id, "42_3");
 	ck_assert_uint_eq(out.attempt, 2);
 	ck_assert_str_eq(out.node, "n1");
+	ck_assert_int_eq(out.stepd, 4242);
 	ck_assert_uint_eq(out.part, 2);
 	ck_assert_uint_eq(out.nparts, 3);
 	ck_assert_int_eq(out.role, RS_SUPERVISE_SAVER);
@@ -423,19 +426,28 @@ START_TEST(test_supervise_forwarding_decision)
 	const pid_t self = 100, app = 200, other = 300, pg = 100;
 
 	/* Plain signals from anyone else are forwarded. */
-	ck_assert_int_eq(rs_supervise_should_forward(SIGUSR1, SI_USER, other, self, app, pg, pg), 1);
-	ck_assert_int_eq(rs_supervise_should_forward(SIGTERM, SI_USER, 0, self, app, pg, pg), 1);
-	ck_assert_int_eq(rs_supervise_should_forward(SIGRTMIN, SI_QUEUE, other, self, app, pg, pg), 1);
+	ck_assert_int_eq(rs_supervise_should_forward(SIGUSR1, SI_USER, other, self, app, pg, pg, 0), 1);
+	ck_assert_int_eq(rs_supervise_should_forward(SIGTERM, SI_USER, 0, self, app, pg, pg, 0), 1);
+	ck_assert_int_eq(rs_supervise_should_forward(SIGRTMIN, SI_QUEUE, other, self, app, pg, pg, 0), 1);
 	/* Child status reports are ours; a SIGCHLD someone sends is not. */
-	ck_assert_int_eq(rs_supervise_should_forward(SIGCHLD, CLD_EXITED, app, self, app, pg, pg), 0);
-	ck_assert_int_eq(rs_supervise_should_forward(SIGCHLD, SI_USER, other, self, app, pg, pg), 1);
+	ck_assert_int_eq(rs_supervise_should_forward(SIGCHLD, CLD_EXITED, app, self, app, pg, pg, 0), 0);
+	ck_assert_int_eq(rs_supervise_should_forward(SIGCHLD, SI_USER, other, self, app, pg, pg, 0), 1);
 	/* No echo: from the application or from ourselves. */
-	ck_assert_int_eq(rs_supervise_should_forward(SIGUSR1, SI_USER, app, self, app, pg, pg), 0);
-	ck_assert_int_eq(rs_supervise_should_forward(SIGPIPE, SI_USER, self, self, app, pg, pg), 0);
+	ck_assert_int_eq(rs_supervise_should_forward(SIGUSR1, SI_USER, app, self, app, pg, pg, 0), 0);
+	ck_assert_int_eq(rs_supervise_should_forward(SIGPIPE, SI_USER, self, self, app, pg, pg, 0), 0);
 	/* tty signals reach the whole group: not again if the app is in it. */
-	ck_assert_int_eq(rs_supervise_should_forward(SIGINT, SI_KERNEL, 0, self, app, pg, pg), 0);
-	ck_assert_int_eq(rs_supervise_should_forward(SIGINT, SI_KERNEL, 0, self, app, pg, 555), 1);
-	ck_assert_int_eq(rs_supervise_should_forward(SIGINT, SI_KERNEL, 0, self, app, pg, 0), 1);
+	ck_assert_int_eq(rs_supervise_should_forward(SIGINT, SI_KERNEL, 0, self, app, pg, pg, 0), 0);
+	ck_assert_int_eq(rs_supervise_should_forward(SIGINT, SI_KERNEL, 0, self, app, pg, 555, 0), 1);
+	ck_assert_int_eq(rs_supervise_should_forward(SIGINT, SI_KERNEL, 0, self, app, pg, 0, 0), 1);
+	/* A step's slurmstepd signals every process of the step: its copy
+	 * is not passed on; anyone else's is, and the batch step's (no
+	 * stepd) always is. */
+	ck_assert_int_eq(rs_supervise_should_forward(SIGUSR1, SI_USER, 42, self, app, pg, pg, 42), 0);
+	ck_assert_int_eq(rs_supervise_should_forward(SIGTERM, SI_USER, 42, self, app, pg, pg, 42), 0);
+	ck_assert_int_eq(rs_supervise_should_forward(SIGUSR1, SI_USER, other, self, app, pg, pg, 42), 1);
+	ck_assert_int_eq(rs_supervise_should_forward(SIGUSR1, SI_USER, 42, self, app, pg, pg, 0), 1);
+	/* A kernel signal with no sender pid is not slurmstepd's. */
+	ck_assert_int_eq(rs_supervise_should_forward(SIGINT, SI_KERNEL, 0, self, app, pg, 555, 42), 1);
 }
 END_TEST
 
