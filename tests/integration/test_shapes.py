@@ -310,6 +310,47 @@ def _preempt(cluster, j):
     return hi, t0
 
 
+# Slurm itself, no plugin: a batch job in preempt-low that survives its
+# GraceTime (it traps TERM and goes on, as the two tests below do) is
+# requeued by the preemption; its second run exits 0.
+OUTLIVES_GRACE = r"""#!/bin/bash
+trap 'echo "term restart=${SLURM_RESTART_COUNT:-0}"' TERM
+echo "run restart=${SLURM_RESTART_COUNT:-0}"
+[ "${SLURM_RESTART_COUNT:-0}" != 0 ] && exit 0
+for i in $(seq 1 400); do sleep 0.25; done
+"""
+
+
+def test_slurm_requeues_a_job_that_outlived_its_gracetime_once_more(cluster, plugstack):
+    """Pins a Slurm bug the two preemption tests below run into on 24.05+
+    (none of it is the plugin's).  Since 24.05 (commit a689104d, bug
+    16263) preemption with GraceTime sets GRACE_PREEMPT on the job, and
+    only _job_complete's requeue branch clears it: that is, only when the
+    batch script ends within the GraceTime.  A job that outlives it is
+    requeued at the grace's end by the preemption itself
+    (job_requeue_internal, batch_requeue_fini), which leaves the bit set;
+    the next run's batch completion then counts as a preemption
+    (proc_req.c, _slurm_rpc_complete_batch_script): requeued "per
+    user/system request" once more, and the bit is cleared only then.  So
+    the job runs a third time.  With --no-requeue it would end PREEMPTED
+    instead of COMPLETED.  22.05 has no such bit: two runs.  When this
+    fails on a newer release, Slurm has fixed it."""
+    from cluster import slurm_version
+    with plugstack(enabled=False):
+        j = cluster.sbatch(OUTLIVES_GRACE, ["-p", "preempt-low", "--exclusive",
+                                            "--requeue", "--open-mode=append"])
+        cluster.wait_for(lambda: "run restart=0" in cluster.output(j), 30, "run 1")
+        hi, _ = _preempt(cluster, j)
+        cluster.wait_done(hi, 120)
+        info = cluster.wait_done(j, 120)
+    runs = cluster.output(j).count("run restart=")
+    assert info["JobState"] == "COMPLETED", info
+    if slurm_version(cluster.env) >= (24, 5):
+        assert (runs, info["Restarts"]) == (3, "2"), cluster.output(j)
+    else:
+        assert (runs, info["Restarts"]) == (2, "1"), cluster.output(j)
+
+
 def test_preempted_with_user_signal_checkpoints_and_continues(cluster, plugstack, userdir):
     ck = os.path.join(userdir, "ckpt")
     with plugstack():
